@@ -1,0 +1,129 @@
+// Package clean runs one cleaning: scan the storage into an inventory, plan, and
+// execute the plan (or only print it, in a dry run).
+package clean
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/clean-registry/clean-registry/internal/execute"
+	"github.com/clean-registry/clean-registry/internal/inventory"
+	"github.com/clean-registry/clean-registry/internal/layout"
+	"github.com/clean-registry/clean-registry/internal/plan"
+	"github.com/clean-registry/clean-registry/internal/report"
+	"github.com/clean-registry/clean-registry/internal/storage"
+)
+
+// Selector names a repository, or one tag of it, from the command line.
+type Selector = plan.Selector
+
+// Options says what one run does.
+type Options struct {
+	// Select limits the untagged purge (and -x) to these repositories; empty means the
+	// whole registry. Unreferenced blobs are always swept registry-wide.
+	Select []Selector
+	// Remove deletes the selected repositories or tags (-x).
+	Remove bool
+	// DryRun plans and reports without deleting anything.
+	DryRun bool
+	// Grace keeps every object younger than this: pushes in flight are safe.
+	Grace time.Duration
+	// UploadAge is the age past which an unfinished upload is purged.
+	UploadAge time.Duration
+	// Jobs bounds concurrent storage operations.
+	Jobs int
+	// Now is the reference time for ages (zero: time.Now()).
+	Now time.Time
+	// Log receives one line per deletion, in plan order: as planned in a dry run, as
+	// applied (phase by phase) in a real run. nil: silent.
+	Log io.Writer
+}
+
+// Run cleans the registry storage behind b. The report is returned whenever the scan
+// succeeded, also with an error that stopped the execution part way.
+func Run(ctx context.Context, b storage.Backend, opts Options) (*report.Report, error) {
+	started := time.Now()
+	now := opts.Now
+	if now.IsZero() {
+		now = started
+	}
+	jobs := max(opts.Jobs, 1)
+	inv, err := inventory.Scan(ctx, b, jobs)
+	if err != nil {
+		return nil, err
+	}
+	pol := plan.Policy{Select: opts.Select, Remove: opts.Remove, Grace: opts.Grace, UploadAge: opts.UploadAge, Now: now}
+
+	// A first plan without the grace period names every candidate; only those need a
+	// size or a time, which a filesystem walk does not give. Then the real plan.
+	candidates := pol
+	candidates.Grace = 0
+	p := plan.Make(inv, candidates)
+	if err := inv.Complete(ctx, b, refsOf(p, opts.Grace > 0), jobs); err != nil {
+		return nil, fmt.Errorf("reading sizes and times: %w", err)
+	}
+	if opts.Grace > 0 {
+		p = plan.Make(inv, pol)
+	} else {
+		for i, d := range p.Deletions {
+			if d.Kind == plan.Blob {
+				p.Deletions[i].Bytes = inv.Blobs[d.Digest].Size
+			}
+		}
+	}
+
+	rep := report.New(inv, p, opts.DryRun)
+	logLines := func(ds []plan.Deletion) {
+		if opts.Log == nil {
+			return
+		}
+		for _, d := range ds {
+			fmt.Fprintln(opts.Log, report.Line(inv.Storage, d, opts.DryRun))
+		}
+	}
+	if opts.DryRun {
+		logLines(p.Deletions)
+		rep.Completed = true
+	} else {
+		res, err := execute.Run(ctx, b, p, execute.Options{Jobs: jobs, PhaseDone: logLines})
+		rep.Applied = res.Done
+		if err != nil {
+			rep.Error = err.Error()
+		} else {
+			rep.Completed = true
+		}
+		finish(rep, b, started)
+		return rep, err
+	}
+	finish(rep, b, started)
+	return rep, nil
+}
+
+func finish(rep *report.Report, b storage.Backend, started time.Time) {
+	if rc, ok := b.(storage.RequestCounter); ok {
+		rep.Requests = rc.Requests()
+	}
+	rep.Seconds = time.Since(started).Seconds()
+}
+
+// refsOf lists what a plan deletes whose size (blobs) or, with a grace period, time
+// (links too) matters.
+func refsOf(p *plan.Plan, times bool) []inventory.Ref {
+	var refs []inventory.Ref
+	for _, d := range p.Deletions {
+		switch {
+		case d.Kind == plan.Blob:
+			refs = append(refs, inventory.Ref{Kind: layout.KindBlobData, Digest: d.Digest})
+		case !times:
+		case d.Kind == plan.Revision:
+			refs = append(refs, inventory.Ref{Kind: layout.KindRevisionLink, Repo: d.Repo, Digest: d.Digest})
+		case d.Kind == plan.LayerLink:
+			refs = append(refs, inventory.Ref{Kind: layout.KindLayerLink, Repo: d.Repo, Digest: d.Digest})
+		case d.Kind == plan.TagHistory:
+			refs = append(refs, inventory.Ref{Kind: layout.KindTagIndexLink, Repo: d.Repo, Tag: d.Tag, Digest: d.Digest})
+		}
+	}
+	return refs
+}

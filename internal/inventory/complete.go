@@ -1,0 +1,104 @@
+package inventory
+
+import (
+	"context"
+
+	"github.com/clean-registry/clean-registry/internal/layout"
+	"github.com/clean-registry/clean-registry/internal/storage"
+	"golang.org/x/sync/errgroup"
+)
+
+// Ref names one link or blob of the inventory whose size or time is wanted.
+type Ref struct {
+	Kind   layout.Kind // KindBlobData, KindLayerLink, KindRevisionLink or KindTagIndexLink
+	Repo   string
+	Tag    string
+	Digest layout.Digest
+}
+
+func (r Ref) path() string {
+	switch r.Kind {
+	case layout.KindBlobData:
+		return layout.BlobData(r.Digest)
+	case layout.KindLayerLink:
+		return layout.LayerDir(r.Repo, r.Digest) + "/" + layout.Link
+	case layout.KindRevisionLink:
+		return layout.RevisionDir(r.Repo, r.Digest) + "/" + layout.Link
+	case layout.KindTagIndexLink:
+		return layout.TagIndexDir(r.Repo, r.Tag, r.Digest) + "/" + layout.Link
+	}
+	return ""
+}
+
+// Complete stats, in parallel, the refs whose time (or, for blobs, size) the listing
+// did not tell, and records the answers. A filesystem walk does not stat, so only what
+// a plan means to delete costs a stat. A file gone meanwhile keeps an unknown time,
+// which a plan with a grace period treats as fresh.
+func (inv *Inventory) Complete(ctx context.Context, b storage.Backend, refs []Ref, jobs int) error {
+	var todo []Ref
+	for _, r := range refs {
+		if !inv.known(r) {
+			todo = append(todo, r)
+		}
+	}
+	files := make([]storage.File, len(todo))
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(max(jobs, 1))
+	for i, r := range todo {
+		g.Go(func() error {
+			f, err := b.Stat(gctx, r.path())
+			if err != nil {
+				if storage.IsNotExist(err) {
+					files[i].Size = -1
+					return nil
+				}
+				return err
+			}
+			files[i] = f
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return err
+	}
+	for i, r := range todo {
+		inv.record(r, files[i])
+	}
+	return nil
+}
+
+func (inv *Inventory) known(r Ref) bool {
+	switch r.Kind {
+	case layout.KindBlobData:
+		b, ok := inv.Blobs[r.Digest]
+		return !ok || (b.Size >= 0 && b.ModTime != 0)
+	case layout.KindLayerLink:
+		return inv.Repos[r.Repo].Layers[r.Digest].ModTime != 0
+	case layout.KindRevisionLink:
+		return inv.Repos[r.Repo].Revisions[r.Digest].ModTime != 0
+	case layout.KindTagIndexLink:
+		return inv.Repos[r.Repo].Tags[r.Tag].Index[r.Digest].ModTime != 0
+	}
+	return true
+}
+
+func (inv *Inventory) record(r Ref, f storage.File) {
+	t := ToTime(f.ModTime)
+	switch r.Kind {
+	case layout.KindBlobData:
+		b := inv.Blobs[r.Digest]
+		if b.Size < 0 {
+			b.Size = f.Size
+		}
+		if b.ModTime == 0 {
+			b.ModTime = t
+		}
+		inv.Blobs[r.Digest] = b
+	case layout.KindLayerLink:
+		inv.Repos[r.Repo].Layers[r.Digest] = Link{ModTime: t}
+	case layout.KindRevisionLink:
+		inv.Repos[r.Repo].Revisions[r.Digest] = Link{ModTime: t}
+	case layout.KindTagIndexLink:
+		inv.Repos[r.Repo].Tags[r.Tag].Index[r.Digest] = Link{ModTime: t}
+	}
+}

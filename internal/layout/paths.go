@@ -1,0 +1,199 @@
+package layout
+
+import "strings"
+
+// Paths are relative to the storage root (the filesystem driver's rootdirectory or the
+// object store's root prefix), slash-separated, without a leading slash.
+const (
+	V2Dir           = "docker/registry/v2"
+	BlobsDir        = V2Dir + "/blobs"
+	Sha256BlobsDir  = BlobsDir + "/sha256"
+	RepositoriesDir = V2Dir + "/repositories"
+)
+
+// Reserved directory names inside a repository.
+const (
+	ManifestsDir = "_manifests"
+	LayersDir    = "_layers"
+	UploadsDir   = "_uploads"
+)
+
+// BlobDir is blobs/sha256/<first two hex>/<hex>: everything of one blob.
+func BlobDir(d Digest) string {
+	h := d.Hex()
+	return Sha256BlobsDir + "/" + h[:2] + "/" + h
+}
+
+// BlobData is the blob's content file.
+func BlobData(d Digest) string { return BlobDir(d) + "/data" }
+
+// RepoDir is the directory of a repository; nested repositories live below it.
+func RepoDir(repo string) string { return RepositoriesDir + "/" + repo }
+
+// RevisionDir holds the link that makes manifest d exist in repo.
+func RevisionDir(repo string, d Digest) string {
+	return RepoDir(repo) + "/_manifests/revisions/sha256/" + d.Hex()
+}
+
+// LayerDir holds the link that makes blob d part of repo.
+func LayerDir(repo string, d Digest) string {
+	return RepoDir(repo) + "/_layers/sha256/" + d.Hex()
+}
+
+// TagsDir holds every tag of repo.
+func TagsDir(repo string) string { return RepoDir(repo) + "/_manifests/tags" }
+
+// TagDir holds one tag: its current link and its history index.
+func TagDir(repo, tag string) string { return TagsDir(repo) + "/" + tag }
+
+// TagCurrentLink is the file naming the manifest a tag points at now.
+func TagCurrentLink(repo, tag string) string { return TagDir(repo, tag) + "/current/link" }
+
+// TagIndexDir holds the history entry recording that tag once pointed at d.
+func TagIndexDir(repo, tag string, d Digest) string {
+	return TagDir(repo, tag) + "/index/sha256/" + d.Hex()
+}
+
+// UploadDir holds one upload in progress.
+func UploadDir(repo, id string) string { return RepoDir(repo) + "/_uploads/" + id }
+
+// Link is the file name inside revision, layer and tag index directories.
+const Link = "link"
+
+// Kind says what a storage path is.
+type Kind uint8
+
+const (
+	KindUnknown        Kind = iota // not part of the layout: reported, never deleted on its own
+	KindTransient                  // a "*.tmp" file the v3.1 filesystem driver writes before a rename
+	KindBlobData                   // blobs/sha256/xx/<hex>/data
+	KindLayerLink                  // <repo>/_layers/sha256/<hex>/link
+	KindRevisionLink               // <repo>/_manifests/revisions/sha256/<hex>/link
+	KindTagCurrentLink             // <repo>/_manifests/tags/<tag>/current/link
+	KindTagIndexLink               // <repo>/_manifests/tags/<tag>/index/sha256/<hex>/link
+	KindUploadFile                 // <repo>/_uploads/<id>/...
+	KindOtherAlgorithm             // a blob or link under an algorithm other than sha256
+)
+
+// PathInfo is what Classify reads out of a path.
+type PathInfo struct {
+	Kind     Kind
+	Repo     string // for repository paths, when the name is valid
+	Tag      string // for tag paths
+	Digest   Digest // for blob and link paths
+	UploadID string // for upload paths
+	Rest     string // for uploads: the path inside the upload directory
+}
+
+// Classify reads a file path relative to the storage root. It never fails: what it
+// does not recognise is Unknown (or Transient for "*.tmp"), with Repo set when the
+// path lies inside a recognisable repository.
+func Classify(p string) PathInfo {
+	if strings.HasSuffix(p, ".tmp") {
+		info := PathInfo{Kind: KindTransient}
+		if rest, ok := strings.CutPrefix(p, RepositoriesDir+"/"); ok {
+			info.Repo, _, _ = splitRepo(rest)
+		}
+		return info
+	}
+	return classify(p)
+}
+
+func classify(p string) PathInfo {
+	if rest, ok := strings.CutPrefix(p, BlobsDir+"/"); ok {
+		return classifyBlob(rest)
+	}
+	rest, ok := strings.CutPrefix(p, RepositoriesDir+"/")
+	if !ok {
+		return PathInfo{}
+	}
+	repo, inside, ok := splitRepo(rest)
+	if !ok {
+		return PathInfo{}
+	}
+	info := classifyInRepo(inside)
+	info.Repo = repo
+	return info
+}
+
+func classifyBlob(rest string) PathInfo {
+	parts := strings.Split(rest, "/")
+	if len(parts) != 4 || parts[3] != "data" {
+		return PathInfo{}
+	}
+	if parts[0] != "sha256" {
+		return PathInfo{Kind: KindOtherAlgorithm}
+	}
+	d, err := ParseHex(parts[2])
+	if err != nil || parts[1] != parts[2][:2] {
+		return PathInfo{}
+	}
+	return PathInfo{Kind: KindBlobData, Digest: d}
+}
+
+// splitRepo splits "a/b/_manifests/..." into the repository name "a/b" and the
+// path inside it. The first component starting with "_" ends the name, as in upstream.
+func splitRepo(rest string) (repo, inside string, ok bool) {
+	parts := strings.Split(rest, "/")
+	for i, c := range parts {
+		if strings.HasPrefix(c, "_") {
+			if i == 0 {
+				return "", "", false
+			}
+			repo = strings.Join(parts[:i], "/")
+			if ValidRepository(repo) != nil {
+				return "", "", false
+			}
+			return repo, strings.Join(parts[i:], "/"), true
+		}
+	}
+	return "", "", false
+}
+
+func classifyInRepo(inside string) PathInfo {
+	parts := strings.Split(inside, "/")
+	switch parts[0] {
+	case LayersDir:
+		// _layers/sha256/<hex>/link
+		if len(parts) == 4 && parts[3] == Link {
+			return digestLink(KindLayerLink, parts[1], parts[2])
+		}
+	case ManifestsDir:
+		if len(parts) == 5 && parts[1] == "revisions" && parts[4] == Link {
+			return digestLink(KindRevisionLink, parts[2], parts[3])
+		}
+		if len(parts) >= 4 && parts[1] == "tags" && ValidTag(parts[2]) == nil {
+			tag := parts[2]
+			if len(parts) == 5 && parts[3] == "current" && parts[4] == Link {
+				return PathInfo{Kind: KindTagCurrentLink, Tag: tag}
+			}
+			if len(parts) == 7 && parts[3] == "index" && parts[6] == Link {
+				info := digestLink(KindTagIndexLink, parts[4], parts[5])
+				info.Tag = tag
+				return info
+			}
+		}
+	case UploadsDir:
+		if len(parts) >= 3 && parts[1] != "" && !strings.ContainsAny(parts[1], ".") {
+			return PathInfo{Kind: KindUploadFile, UploadID: parts[1], Rest: strings.Join(parts[2:], "/")}
+		}
+	}
+	return PathInfo{}
+}
+
+func digestLink(kind Kind, alg, h string) PathInfo {
+	if alg != "sha256" {
+		return PathInfo{Kind: KindOtherAlgorithm}
+	}
+	d, err := ParseHex(h)
+	if err != nil {
+		return PathInfo{}
+	}
+	return PathInfo{Kind: kind, Digest: d}
+}
+
+// ParseLink reads a link file's content: a digest string with no newline. Surrounding
+// white space, which some tools leave, is tolerated; anything else is an error.
+func ParseLink(content []byte) (Digest, error) {
+	return ParseDigest(strings.TrimSpace(string(content)))
+}

@@ -1,0 +1,224 @@
+// Package report turns a plan and its execution into human text and JSON.
+package report
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/clean-registry/clean-registry/internal/inventory"
+	"github.com/clean-registry/clean-registry/internal/plan"
+)
+
+// Count is a number of deletions and the bytes they free.
+type Count struct {
+	Count int   `json:"count"`
+	Bytes int64 `json:"bytes"`
+}
+
+// RepoSummary is what one repository loses. Bytes counts the blobs deleted whose
+// links (revisions and layer links) the repository lost: a blob shared by several
+// repositories counts in each, and only once in the total.
+type RepoSummary struct {
+	Counts map[string]int `json:"counts"`
+	Bytes  int64          `json:"bytes"`
+}
+
+// Entry is one deletion in the JSON report.
+type Entry struct {
+	Kind   string `json:"kind"`
+	Path   string `json:"path"`
+	Repo   string `json:"repository,omitempty"`
+	Tag    string `json:"tag,omitempty"`
+	Digest string `json:"digest,omitempty"`
+	Upload string `json:"upload,omitempty"`
+	Bytes  int64  `json:"bytes"`
+	Reason string `json:"reason"`
+}
+
+// Report is the outcome of one run.
+type Report struct {
+	Storage string `json:"storage"`
+	DryRun  bool   `json:"dry_run"`
+	// Completed is false when the run stopped early (see Error).
+	Completed    bool                    `json:"completed"`
+	Error        string                  `json:"error,omitempty"`
+	Scanned      int64                   `json:"files_scanned"`
+	Deletions    []Entry                 `json:"deletions"`
+	Applied      int                     `json:"deletions_applied"`
+	Total        Count                   `json:"total"`
+	ByKind       map[string]Count        `json:"by_kind"`
+	ByRepository map[string]*RepoSummary `json:"by_repository"`
+	Kept         struct {
+		Revisions int `json:"revisions"`
+		Blobs     int `json:"blobs"`
+	} `json:"kept"`
+	Problems []inventory.Problem `json:"problems"`
+	// Failures are per-repository errors (no such repository or tag): the run goes
+	// on, and the exit status is 1.
+	Failures []string         `json:"failures"`
+	Notes    []string         `json:"notes,omitempty"`
+	Requests map[string]int64 `json:"requests,omitempty"`
+	Seconds  float64          `json:"seconds"`
+}
+
+// New summarises a plan over an inventory.
+func New(inv *inventory.Inventory, p *plan.Plan, dryRun bool) *Report {
+	r := &Report{
+		Storage:      inv.Storage,
+		DryRun:       dryRun,
+		Scanned:      inv.Files,
+		Deletions:    make([]Entry, 0, len(p.Deletions)),
+		ByKind:       map[string]Count{},
+		ByRepository: map[string]*RepoSummary{},
+		Problems:     inv.Problems,
+		Failures:     p.Failures,
+		Notes:        p.Notes,
+	}
+	if r.Problems == nil {
+		r.Problems = []inventory.Problem{}
+	}
+	if r.Failures == nil {
+		r.Failures = []string{}
+	}
+	sort.Slice(r.Problems, func(i, j int) bool { return r.Problems[i].Path < r.Problems[j].Path })
+	r.Kept.Revisions, r.Kept.Blobs = p.KeptRevisions, p.KeptBlobs
+	freed := map[[32]byte]int64{}
+	for _, d := range p.Deletions {
+		if d.Kind == plan.Blob {
+			freed[d.Digest] = max(d.Bytes, 0)
+		}
+	}
+	for _, d := range p.Deletions {
+		e := Entry{Kind: d.Kind.String(), Path: d.Dir(), Repo: d.Repo, Tag: d.Tag, Upload: d.Upload,
+			Bytes: max(d.Bytes, 0), Reason: d.Reason.String()}
+		if !d.Digest.IsZero() {
+			e.Digest = d.Digest.String()
+		}
+		r.Deletions = append(r.Deletions, e)
+		c := r.ByKind[e.Kind]
+		c.Count++
+		c.Bytes += e.Bytes
+		r.ByKind[e.Kind] = c
+		r.Total.Count++
+		r.Total.Bytes += e.Bytes
+		if d.Repo != "" {
+			rs := r.ByRepository[d.Repo]
+			if rs == nil {
+				rs = &RepoSummary{Counts: map[string]int{}}
+				r.ByRepository[d.Repo] = rs
+			}
+			rs.Counts[e.Kind]++
+			if d.Kind == plan.Revision || d.Kind == plan.LayerLink {
+				rs.Bytes += freed[d.Digest]
+			}
+		}
+	}
+	return r
+}
+
+// Line is the human line for one deletion, the same in a dry run ("would remove")
+// and a real one ("removed"), like the seed's "removed directory P".
+func Line(storageName string, d plan.Deletion, dryRun bool) string {
+	verb := "removed"
+	if dryRun {
+		verb = "would remove"
+	}
+	what := fmt.Sprintf("%s %s: %s", d.Kind, d.Subject(), d.Reason)
+	if d.Kind == plan.Blob && d.Bytes >= 0 {
+		what += ", " + Bytes(d.Bytes)
+	}
+	dir := d.Dir()
+	if d.Kind == plan.Repository {
+		dir += "/{_manifests,_layers,_uploads}"
+	}
+	return fmt.Sprintf("%s directory %s/%s (%s)", verb, strings.TrimSuffix(storageName, "/"), dir, what)
+}
+
+// Bytes formats a size in binary units.
+func Bytes(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}
+
+// WriteText writes the summary for humans.
+func (r *Report) WriteText(w io.Writer) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	head := "Deleted"
+	if r.DryRun {
+		head = "Would delete (dry run: nothing was deleted)"
+	} else if !r.Completed {
+		head = fmt.Sprintf("Planned (stopped early: %d of %d deletions applied)", r.Applied, r.Total.Count)
+	}
+	fmt.Fprintf(w, "%s, in %s (%d files scanned in %.1fs):\n", head, r.Storage, r.Scanned, r.Seconds)
+	fmt.Fprintln(tw, "\tkind\tcount\tbytes\t")
+	for _, k := range plan.Kinds {
+		c := r.ByKind[k.String()]
+		fmt.Fprintf(tw, "\t%s\t%d\t%s\t\n", k, c.Count, Bytes(c.Bytes))
+	}
+	fmt.Fprintf(tw, "\ttotal\t%d\t%s\t\n", r.Total.Count, Bytes(r.Total.Bytes))
+	tw.Flush()
+	fmt.Fprintf(w, "Kept: %d manifest revisions, %d blobs.\n", r.Kept.Revisions, r.Kept.Blobs)
+	if len(r.ByRepository) > 0 {
+		fmt.Fprintln(w, "Per repository (bytes: deleted blobs it linked; shared blobs count in each):")
+		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "  repository\ttags\thistory\trevisions\tlayer-links\tuploads\tremoved\tbytes")
+		names := make([]string, 0, len(r.ByRepository))
+		for n := range r.ByRepository {
+			names = append(names, n)
+		}
+		sort.Strings(names)
+		for _, n := range names {
+			rs := r.ByRepository[n]
+			c := rs.Counts
+			removed := ""
+			if c["repository"] > 0 {
+				removed = "yes"
+			}
+			fmt.Fprintf(tw, "  %s\t%d\t%d\t%d\t%d\t%d\t%s\t%s\n", n, c["tag"], c["tag-history"], c["revision"],
+				c["layer-link"], c["upload"], removed, Bytes(rs.Bytes))
+		}
+		tw.Flush()
+	}
+	for _, n := range r.Notes {
+		fmt.Fprintln(w, "Note: "+n)
+	}
+	if len(r.Problems) > 0 {
+		fmt.Fprintf(w, "Problems found in the storage (%d):\n", len(r.Problems))
+		for _, p := range r.Problems {
+			fmt.Fprintf(w, "  %s: %s: %s\n", p.Kind, p.Path, p.Detail)
+		}
+	}
+	if len(r.Requests) > 0 {
+		keys := make([]string, 0, len(r.Requests))
+		var total int64
+		for k, v := range r.Requests {
+			keys = append(keys, k)
+			total += v
+		}
+		sort.Strings(keys)
+		parts := make([]string, 0, len(keys))
+		for _, k := range keys {
+			parts = append(parts, fmt.Sprintf("%s %d", k, r.Requests[k]))
+		}
+		fmt.Fprintf(w, "Storage requests: %d (%s)\n", total, strings.Join(parts, ", "))
+	}
+}
+
+// WriteJSON writes the whole report as one JSON document.
+func (r *Report) WriteJSON(w io.Writer) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(r)
+}

@@ -1,0 +1,319 @@
+// Package fs is the filesystem storage backend: the registry's filesystem driver's
+// rootdirectory on a local or mounted disk.
+package fs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	iofs "io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"syscall"
+
+	"github.com/clean-registry/clean-registry/internal/storage"
+)
+
+// Backend serves a registry root directory. It never follows a symbolic link found
+// inside the root: walks report links as irregular files, reads refuse them, and
+// deletions remove the link itself, never its target.
+type Backend struct {
+	root string // absolute, cleaned
+	jobs int
+}
+
+// New opens the storage below root, a registry's rootdirectory. jobs bounds the
+// directory reads a walk runs at once.
+func New(root string, jobs int) (*Backend, error) {
+	abs, err := filepath.Abs(root)
+	if err != nil {
+		return nil, err
+	}
+	st, err := os.Stat(abs)
+	if err != nil {
+		return nil, err
+	}
+	if !st.IsDir() {
+		return nil, fmt.Errorf("%s is not a directory", abs)
+	}
+	if jobs < 1 {
+		jobs = 1
+	}
+	return &Backend{root: abs, jobs: jobs}, nil
+}
+
+func (b *Backend) String() string { return b.root }
+
+// abs maps a storage path to the host path, refusing anything that would leave the root.
+func (b *Backend) abs(p string) (string, error) {
+	if p == "" {
+		return b.root, nil
+	}
+	if path.IsAbs(p) || !iofs.ValidPath(p) {
+		return "", fmt.Errorf("invalid storage path %q", p)
+	}
+	return filepath.Join(b.root, filepath.FromSlash(p)), nil
+}
+
+// Walk reads directories in parallel with a bounded pool. It takes file types from
+// the directory listing (d_type) and never stats: sizes and times stay unknown.
+func (b *Backend) Walk(ctx context.Context, dir string, fn func(storage.File) error) error {
+	if _, err := b.abs(dir); err != nil {
+		return err
+	}
+	w := walker{ctx: ctx, b: b, fn: fn, queue: make(chan string, 1024)}
+	w.pending.Add(1)
+	w.push(dir)
+	done := make(chan struct{})
+	go func() { w.pending.Wait(); close(done) }()
+	var workers sync.WaitGroup
+	for i := 0; i < b.jobs; i++ {
+		workers.Add(1)
+		go func() {
+			defer workers.Done()
+			for {
+				select {
+				case d := <-w.queue:
+					w.readDir(d)
+					w.pending.Done()
+				case <-done:
+					return
+				}
+			}
+		}()
+	}
+	workers.Wait()
+	return w.err
+}
+
+type walker struct {
+	ctx     context.Context
+	b       *Backend
+	fn      func(storage.File) error
+	queue   chan string
+	pending sync.WaitGroup
+	mu      sync.Mutex
+	err     error
+	// overflow holds directories when the queue is full, so a worker never blocks
+	// on its own queue.
+	overflow []string
+}
+
+func (w *walker) push(d string) {
+	select {
+	case w.queue <- d:
+	default:
+		w.mu.Lock()
+		w.overflow = append(w.overflow, d)
+		w.mu.Unlock()
+	}
+}
+
+func (w *walker) fail(err error) {
+	w.mu.Lock()
+	if w.err == nil {
+		w.err = err
+	}
+	w.mu.Unlock()
+}
+
+func (w *walker) failed() bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.err != nil
+}
+
+func (w *walker) readDir(dir string) {
+	defer w.drainOverflow()
+	if w.failed() {
+		return
+	}
+	if err := w.ctx.Err(); err != nil {
+		w.fail(err)
+		return
+	}
+	p, _ := w.b.abs(dir)
+	f, err := os.Open(p)
+	if err != nil {
+		if errors.Is(err, iofs.ErrNotExist) {
+			return
+		}
+		w.fail(err)
+		return
+	}
+	defer f.Close()
+	for {
+		entries, err := f.ReadDir(512)
+		for _, e := range entries {
+			child := e.Name()
+			if dir != "" {
+				child = dir + "/" + child
+			}
+			switch t := e.Type(); {
+			case t.IsDir():
+				w.pending.Add(1)
+				w.push(child)
+			case t.IsRegular():
+				if ferr := w.fn(storage.File{Path: child, Size: -1}); ferr != nil {
+					w.fail(ferr)
+					return
+				}
+			default:
+				if ferr := w.fn(storage.File{Path: child, Size: -1, Irregular: true}); ferr != nil {
+					w.fail(ferr)
+					return
+				}
+			}
+		}
+		if err == io.EOF || len(entries) == 0 {
+			return
+		}
+		if err != nil {
+			w.fail(err)
+			return
+		}
+	}
+}
+
+// drainOverflow moves parked directories back into the queue while it has room.
+func (w *walker) drainOverflow() {
+	for {
+		w.mu.Lock()
+		if len(w.overflow) == 0 {
+			w.mu.Unlock()
+			return
+		}
+		d := w.overflow[len(w.overflow)-1]
+		select {
+		case w.queue <- d:
+			w.overflow = w.overflow[:len(w.overflow)-1]
+			w.mu.Unlock()
+		default:
+			w.mu.Unlock()
+			// The queue is full: other workers will drain it and then the overflow.
+			return
+		}
+	}
+}
+
+// ReadFile reads a regular file, refusing a symbolic link in its last component
+// (the walk never descends through one in the others).
+func (b *Backend) ReadFile(ctx context.Context, p string) ([]byte, error) {
+	ap, err := b.abs(p)
+	if err != nil {
+		return nil, err
+	}
+	f, err := os.OpenFile(ap, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
+	if err != nil {
+		if errors.Is(err, syscall.ELOOP) {
+			return nil, fmt.Errorf("%s: refusing to read through a symbolic link", p)
+		}
+		return nil, err
+	}
+	defer f.Close()
+	return io.ReadAll(f)
+}
+
+// Stat returns size and modification time, without following a final symbolic link.
+func (b *Backend) Stat(ctx context.Context, p string) (storage.File, error) {
+	ap, err := b.abs(p)
+	if err != nil {
+		return storage.File{}, err
+	}
+	st, err := os.Lstat(ap)
+	if err != nil {
+		return storage.File{}, err
+	}
+	return storage.File{Path: p, Size: st.Size(), ModTime: st.ModTime(), Irregular: !st.Mode().IsRegular()}, nil
+}
+
+// DirExists reports whether dir is a directory (not a link to one).
+func (b *Backend) DirExists(ctx context.Context, dir string) (bool, error) {
+	ap, err := b.abs(dir)
+	if err != nil {
+		return false, err
+	}
+	st, err := os.Lstat(ap)
+	if errors.Is(err, iofs.ErrNotExist) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	return st.IsDir(), nil
+}
+
+// Delete unlinks each unit's known files and removes its directory; whatever else
+// turned up inside (a transient *.tmp file, say) goes with a recursive removal, which
+// removes symbolic links themselves and never what they point at.
+func (b *Backend) Delete(ctx context.Context, units []storage.Unit) error {
+	for _, u := range units {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if err := b.deleteUnit(u); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (b *Backend) deleteUnit(u storage.Unit) error {
+	dir, err := b.abs(u.Dir)
+	if err != nil {
+		return err
+	}
+	if dir == b.root {
+		return fmt.Errorf("refusing to delete the storage root")
+	}
+	for _, f := range u.Files {
+		if strings.Contains(f, "..") {
+			return fmt.Errorf("invalid file %q in %s", f, u.Dir)
+		}
+		err := syscall.Unlink(filepath.Join(dir, filepath.FromSlash(f)))
+		if err != nil && err != syscall.ENOENT && err != syscall.ENOTDIR {
+			// A file we did not expect to be a directory, or permission trouble:
+			// the recursive removal below settles the first and reports the second.
+			break
+		}
+	}
+	err = syscall.Rmdir(dir)
+	if err == nil || err == syscall.ENOENT {
+		return nil
+	}
+	if err := os.RemoveAll(dir); err != nil {
+		return err
+	}
+	return nil
+}
+
+// PruneDirs removes the directories that are empty, deepest first. rmdir refuses a
+// directory that holds anything, so nothing with content can go.
+func (b *Backend) PruneDirs(ctx context.Context, dirs []string) error {
+	sorted := append([]string(nil), dirs...)
+	sort.Slice(sorted, func(i, j int) bool {
+		ci, cj := strings.Count(sorted[i], "/"), strings.Count(sorted[j], "/")
+		if ci != cj {
+			return ci > cj
+		}
+		return sorted[i] < sorted[j]
+	})
+	for _, d := range sorted {
+		ap, err := b.abs(d)
+		if err != nil {
+			return err
+		}
+		if ap == b.root {
+			continue
+		}
+		if err := syscall.Rmdir(ap); err != nil && err != syscall.ENOENT && err != syscall.ENOTEMPTY && err != syscall.EEXIST {
+			return &os.PathError{Op: "rmdir", Path: ap, Err: err}
+		}
+	}
+	return nil
+}
