@@ -63,9 +63,9 @@ type Repo struct {
 
 // Manifest is a manifest blob as read once for every repository that links it.
 type Manifest struct {
-	*manifest.Manifest        // nil when Err is set
-	Err                error  // unreadable or not understood
-	Size               int64  // bytes read
+	*manifest.Manifest       // nil when Err is set
+	Err                error // unreadable or not understood
+	Size               int64 // bytes read
 }
 
 // Inventory is the whole storage.
@@ -88,18 +88,18 @@ type Inventory struct {
 type ProblemKind string
 
 const (
-	GarbledLink      ProblemKind = "garbled-link"      // a link file whose content is not its digest
-	MissingLink      ProblemKind = "missing-link"      // a tag without current link, a link dir without link
-	MissingBlob      ProblemKind = "missing-blob"      // a link or manifest reference to a blob that does not exist
-	BadManifest      ProblemKind = "bad-manifest"      // unreadable or not understood: kept with all it may reference
-	UnknownFile      ProblemKind = "unknown-file"      // not part of the layout: left alone
-	Irregular        ProblemKind = "irregular-file"    // a symlink or device inside the storage: never followed
-	TransientFile    ProblemKind = "transient-file"    // a *.tmp file of an interrupted write
-	OtherAlgorithm   ProblemKind = "other-algorithm"   // a digest algorithm other than sha256: kept
-	BadUpload        ProblemKind = "bad-upload"        // an upload without a readable startedat
-	DanglingTag      ProblemKind = "dangling-tag"      // a tag pointing at a manifest the repository lacks
-	UnreadableFile   ProblemKind = "unreadable-file"   // an I/O error reading a file
-	InvalidRepoName  ProblemKind = "invalid-name"      // a directory that cannot be a repository name
+	GarbledLink     ProblemKind = "garbled-link"    // a link file whose content is not its digest
+	MissingLink     ProblemKind = "missing-link"    // a tag without current link, a link dir without link
+	MissingBlob     ProblemKind = "missing-blob"    // a link or manifest reference to a blob that does not exist
+	BadManifest     ProblemKind = "bad-manifest"    // unreadable or not understood: kept with all it may reference
+	UnknownFile     ProblemKind = "unknown-file"    // not part of the layout: left alone
+	Irregular       ProblemKind = "irregular-file"  // a symlink or device inside the storage: never followed
+	TransientFile   ProblemKind = "transient-file"  // a *.tmp file of an interrupted write
+	OtherAlgorithm  ProblemKind = "other-algorithm" // a digest algorithm other than sha256: kept
+	BadUpload       ProblemKind = "bad-upload"      // an upload without a readable startedat
+	DanglingTag     ProblemKind = "dangling-tag"    // a tag pointing at a manifest the repository lacks
+	UnreadableFile  ProblemKind = "unreadable-file" // an I/O error reading a file
+	InvalidRepoName ProblemKind = "invalid-name"    // a directory that cannot be a repository name
 )
 
 // Problem is one thing found wrong in the storage.

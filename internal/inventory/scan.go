@@ -37,8 +37,12 @@ func Scan(ctx context.Context, b storage.Backend, jobs int) (*Inventory, error) 
 		Manifests: map[layout.Digest]*Manifest{},
 	}}
 	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return b.Walk(gctx, layout.RepositoriesDir, func(f storage.File) error { return s.visit(gctx, f) }) })
-	g.Go(func() error { return b.Walk(gctx, layout.BlobsDir, func(f storage.File) error { return s.visit(gctx, f) }) })
+	g.Go(func() error {
+		return b.Walk(gctx, layout.RepositoriesDir, func(f storage.File) error { return s.visit(gctx, f) })
+	})
+	g.Go(func() error {
+		return b.Walk(gctx, layout.BlobsDir, func(f storage.File) error { return s.visit(gctx, f) })
+	})
 	if err := g.Wait(); err != nil {
 		return nil, fmt.Errorf("scanning %s: %w", b, err)
 	}

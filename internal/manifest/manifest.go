@@ -16,12 +16,12 @@ import (
 
 // Media types of the manifests a registry holds.
 const (
-	MediaTypeDockerSchema2     = "application/vnd.docker.distribution.manifest.v2+json"
-	MediaTypeDockerList        = "application/vnd.docker.distribution.manifest.list.v2+json"
-	MediaTypeDockerSchema1     = "application/vnd.docker.distribution.manifest.v1+json"
-	MediaTypeDockerSchema1JWS  = "application/vnd.docker.distribution.manifest.v1+prettyjws"
-	MediaTypeOCIManifest       = v1.MediaTypeImageManifest
-	MediaTypeOCIIndex          = v1.MediaTypeImageIndex
+	MediaTypeDockerSchema2    = "application/vnd.docker.distribution.manifest.v2+json"
+	MediaTypeDockerList       = "application/vnd.docker.distribution.manifest.list.v2+json"
+	MediaTypeDockerSchema1    = "application/vnd.docker.distribution.manifest.v1+json"
+	MediaTypeDockerSchema1JWS = "application/vnd.docker.distribution.manifest.v1+prettyjws"
+	MediaTypeOCIManifest      = v1.MediaTypeImageManifest
+	MediaTypeOCIIndex         = v1.MediaTypeImageIndex
 )
 
 // Type is the kind of a manifest.
