@@ -5,6 +5,7 @@
 package manifest
 
 import (
+	_ "crypto/sha512" // lets go-digest validate sha384/sha512 digests, which are kept, not rejected
 	"encoding/json"
 	"errors"
 	"fmt"

@@ -1,0 +1,100 @@
+package manifest
+
+import (
+	"errors"
+	"strings"
+	"testing"
+)
+
+const (
+	h1 = "sha256:1111111111111111111111111111111111111111111111111111111111111111"
+	h2 = "sha256:2222222222222222222222222222222222222222222222222222222222222222"
+	h3 = "sha256:3333333333333333333333333333333333333333333333333333333333333333"
+)
+
+func TestParse(t *testing.T) {
+	tests := []struct {
+		name                     string
+		doc                      string
+		typ                      Type
+		blobs, children, subject int
+		err                      error // nil: success; errAny: any error
+	}{
+		{"docker schema2", `{"schemaVersion":2,"mediaType":"` + MediaTypeDockerSchema2 + `","config":{"digest":"` + h1 + `"},"layers":[{"digest":"` + h2 + `"},{"digest":"` + h3 + `"}]}`,
+			DockerSchema2, 3, 0, 0, nil},
+		{"oci manifest", `{"schemaVersion":2,"mediaType":"` + MediaTypeOCIManifest + `","config":{"digest":"` + h1 + `"},"layers":[]}`,
+			OCIManifest, 1, 0, 0, nil},
+		{"oci manifest without mediaType", `{"schemaVersion":2,"config":{"digest":"` + h1 + `"},"layers":[{"digest":"` + h2 + `"}]}`,
+			OCIManifest, 2, 0, 0, nil},
+		{"oci referrer", `{"schemaVersion":2,"mediaType":"` + MediaTypeOCIManifest + `","artifactType":"application/x","config":{"digest":"` + h1 + `"},"layers":[],"subject":{"digest":"` + h3 + `"}}`,
+			OCIManifest, 1, 0, 1, nil},
+		{"docker list", `{"schemaVersion":2,"mediaType":"` + MediaTypeDockerList + `","manifests":[{"digest":"` + h1 + `"},{"digest":"` + h2 + `"}]}`,
+			DockerList, 0, 2, 0, nil},
+		{"oci index without mediaType", `{"schemaVersion":2,"manifests":[{"digest":"` + h1 + `"}]}`,
+			OCIIndex, 0, 1, 0, nil},
+		{"oci index with subject", `{"schemaVersion":2,"mediaType":"` + MediaTypeOCIIndex + `","manifests":[],"subject":{"digest":"` + h2 + `"}}`,
+			OCIIndex, 0, 0, 1, nil},
+		{"schema1", `{"schemaVersion":1,"name":"a","tag":"t","fsLayers":[{"blobSum":"` + h1 + `"},{"blobSum":"` + h2 + `"}],"signatures":[]}`,
+			DockerSchema1, 2, 0, 0, nil},
+		{"schema1 prettyjws", `{"schemaVersion":1,"mediaType":"` + MediaTypeDockerSchema1JWS + `","fsLayers":[{"blobSum":"` + h1 + `"}]}`,
+			DockerSchema1, 1, 0, 0, nil},
+		{"other algorithm counted, not lost", `{"schemaVersion":2,"mediaType":"` + MediaTypeOCIManifest + `","config":{"digest":"` + h1 + `"},"layers":[{"digest":"sha512:` + strings.Repeat("ab", 64) + `"}]}`,
+			OCIManifest, 1, 0, 0, nil},
+		{"unknown media type", `{"schemaVersion":2,"mediaType":"application/vnd.oci.artifact.manifest.v1+json","blobs":[]}`, 0, 0, 0, 0, ErrUnknown},
+		{"unknown schema version", `{"schemaVersion":3}`, 0, 0, 0, 0, ErrUnknown},
+		{"no schema version", `{"mediaType":"` + MediaTypeOCIManifest + `"}`, 0, 0, 0, 0, ErrUnknown},
+		{"not json", `garbage`, 0, 0, 0, 0, errAny},
+		{"empty", ``, 0, 0, 0, 0, errAny},
+		{"bad digest", `{"schemaVersion":2,"mediaType":"` + MediaTypeOCIManifest + `","config":{"digest":"sha256:xyz"}}`, 0, 0, 0, 0, errAny},
+		{"manifest without config", `{"schemaVersion":2,"mediaType":"` + MediaTypeDockerSchema2 + `","layers":[]}`, 0, 0, 0, 0, errAny},
+		{"index with layers", `{"schemaVersion":2,"mediaType":"` + MediaTypeOCIIndex + `","manifests":[],"layers":[{"digest":"` + h1 + `"}]}`, 0, 0, 0, 0, errAny},
+		{"schema1 without layers", `{"schemaVersion":1,"fsLayers":[]}`, 0, 0, 0, 0, errAny},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m, err := Parse([]byte(tt.doc))
+			switch {
+			case tt.err == nil && err != nil:
+				t.Fatalf("unexpected error %v", err)
+			case tt.err == errAny && err == nil, tt.err != nil && tt.err != errAny && !errors.Is(err, tt.err):
+				t.Fatalf("error = %v, want %v", err, tt.err)
+			case tt.err != nil:
+				return
+			}
+			subject := 0
+			if !m.Subject.IsZero() {
+				subject = 1
+			}
+			if m.Type != tt.typ || len(m.Blobs) != tt.blobs || len(m.Children) != tt.children || subject != tt.subject {
+				t.Fatalf("got %s blobs=%d children=%d subject=%d, want %s %d %d %d",
+					m.Type, len(m.Blobs), len(m.Children), subject, tt.typ, tt.blobs, tt.children, tt.subject)
+			}
+		})
+	}
+}
+
+var errAny = errors.New("any error")
+
+func FuzzParse(f *testing.F) {
+	f.Add([]byte(`{"schemaVersion":2,"mediaType":"` + MediaTypeOCIIndex + `","manifests":[{"digest":"` + h1 + `"}],"subject":{"digest":"` + h2 + `"}}`))
+	f.Add([]byte(`{"schemaVersion":1,"fsLayers":[{"blobSum":"` + h1 + `"}]}`))
+	f.Add([]byte(`{"schemaVersion":2,"config":{"digest":"` + h1 + `"},"layers":[{"digest":"` + h2 + `"}]}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		m, err := Parse(data)
+		if err != nil {
+			if m != nil {
+				t.Fatal("a manifest and an error")
+			}
+			return
+		}
+		if m.Type == 0 {
+			t.Fatal("understood without a type")
+		}
+		if len(m.References()) != len(m.Blobs)+len(m.Children) {
+			t.Fatal("references lost")
+		}
+		if (m.Type == DockerList || m.Type == OCIIndex) && len(m.Blobs) > 0 {
+			t.Fatal("an index with blobs")
+		}
+	})
+}
