@@ -1,0 +1,135 @@
+package inventory
+
+import (
+	"context"
+	"crypto/sha256"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/clean-registry/clean-registry/internal/layout"
+	"github.com/clean-registry/clean-registry/internal/storage/fs"
+)
+
+type tree struct {
+	t    *testing.T
+	root string
+}
+
+func (tr tree) write(p string, content []byte) {
+	full := filepath.Join(tr.root, filepath.FromSlash(p))
+	if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
+		tr.t.Fatal(err)
+	}
+	if err := os.WriteFile(full, content, 0o644); err != nil {
+		tr.t.Fatal(err)
+	}
+}
+
+func (tr tree) blob(content string) layout.Digest {
+	d := layout.Digest(sha256.Sum256([]byte(content)))
+	tr.write(layout.BlobData(d), []byte(content))
+	return d
+}
+
+func (tr tree) link(dir string, d layout.Digest) { tr.write(dir+"/link", []byte(d.String())) }
+
+func scan(t *testing.T, root string) *Inventory {
+	t.Helper()
+	b, err := fs.New(root, 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	inv, err := Scan(context.Background(), b, 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return inv
+}
+
+func problems(inv *Inventory) map[ProblemKind]int {
+	m := map[ProblemKind]int{}
+	for _, p := range inv.Problems {
+		m[p.Kind]++
+	}
+	return m
+}
+
+func TestScan(t *testing.T) {
+	tr := tree{t, t.TempDir()}
+	layer := tr.blob("layer")
+	config := tr.blob("config")
+	man := tr.blob(`{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"digest":"` +
+		config.String() + `"},"layers":[{"digest":"` + layer.String() + `"}]}`)
+	idx := tr.blob(`{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[{"digest":"` + man.String() + `"}]}`)
+	unknown := tr.blob(`{"schemaVersion":2,"mediaType":"application/vnd.example+json"}`)
+
+	// "app": an index tagged, its child untagged; an upload; a transient file.
+	tr.link(layout.RevisionDir("app", man), man)
+	tr.link(layout.RevisionDir("app", idx), idx)
+	tr.link(layout.LayerDir("app", layer), layer)
+	tr.link(layout.LayerDir("app", config), config)
+	tr.write(layout.TagCurrentLink("app", "v1"), []byte(idx.String()))
+	tr.link(layout.TagIndexDir("app", "v1", idx), idx)
+	tr.write(layout.UploadDir("app", "u1")+"/startedat", []byte("2026-01-02T03:04:05Z"))
+	tr.write(layout.UploadDir("app", "u1")+"/data", nil)
+	tr.write(layout.LayerDir("app", layer)+"/link.abc.tmp", nil)
+	// "app/nested": a garbled revision link, a dangling layer link, a missing manifest blob.
+	tr.write(layout.RevisionDir("app/nested", man)+"/link", []byte("garbage"))
+	missing := layout.Digest(sha256.Sum256([]byte("missing")))
+	tr.link(layout.LayerDir("app/nested", missing), missing)
+	tr.link(layout.RevisionDir("app/nested", missing), missing)
+	// "odd": an unknown manifest and a garbled tag: opaque.
+	tr.link(layout.RevisionDir("odd", unknown), unknown)
+	tr.write(layout.TagCurrentLink("odd", "t"), nil)
+
+	inv := scan(t, tr.root)
+	app := inv.Repos["app"]
+	if app == nil || len(app.Revisions) != 2 || len(app.Layers) != 2 || app.Tags["v1"].Current != idx || app.Opaque != "" {
+		t.Fatalf("app = %+v", app)
+	}
+	if u := app.Uploads["u1"]; u == nil || u.StartedAt.IsZero() || len(u.Files) != 2 {
+		t.Fatalf("upload = %+v", u)
+	}
+	if app.Unknown != 1 {
+		t.Fatalf("the transient file must count as unknown content, got %d", app.Unknown)
+	}
+	if m := inv.Manifests[idx]; m == nil || m.Err != nil || len(m.Children) != 1 {
+		t.Fatalf("index manifest = %+v", m)
+	}
+	if inv.Repos["odd"].Opaque == "" {
+		t.Fatal("a repository with an unknown manifest and a garbled tag must be opaque")
+	}
+	if len(inv.Blobs) != 5 || inv.Files != 19 {
+		t.Fatalf("blobs = %d, files = %d", len(inv.Blobs), inv.Files)
+	}
+	got := problems(inv)
+	want := map[ProblemKind]int{GarbledLink: 2, MissingBlob: 2, BadManifest: 1, TransientFile: 1}
+	for k, n := range want {
+		if got[k] != n {
+			t.Errorf("%s problems = %d, want %d (all: %v)", k, got[k], n, inv.Problems)
+		}
+	}
+}
+
+func TestScanRefusesWhatIsNoRegistry(t *testing.T) {
+	root := t.TempDir()
+	b, _ := fs.New(root, 1)
+	if _, err := Scan(context.Background(), b, 1); err == nil {
+		t.Fatal("scanned a directory that is no registry")
+	}
+}
+
+func TestScanSymlinkMakesItBlind(t *testing.T) {
+	tr := tree{t, t.TempDir()}
+	other := t.TempDir()
+	d := tr.blob("x")
+	tr.link(layout.LayerDir("a", d), d)
+	if err := os.Symlink(other, filepath.Join(tr.root, filepath.FromSlash(layout.RepositoriesDir), "b")); err != nil {
+		t.Fatal(err)
+	}
+	inv := scan(t, tr.root)
+	if len(inv.Blind) != 1 {
+		t.Fatalf("blind = %v", inv.Blind)
+	}
+}

@@ -1,0 +1,167 @@
+package fs
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/clean-registry/clean-registry/internal/storage"
+)
+
+func write(t *testing.T, root, p, content string) {
+	t.Helper()
+	full := filepath.Join(root, p)
+	if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(full, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func walkAll(t *testing.T, b *Backend, dir string) (files, irregular []string) {
+	t.Helper()
+	var mu sync.Mutex
+	err := b.Walk(context.Background(), dir, func(f storage.File) error {
+		mu.Lock()
+		defer mu.Unlock()
+		if f.Irregular {
+			irregular = append(irregular, f.Path)
+		} else {
+			files = append(files, f.Path)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sort.Strings(files)
+	sort.Strings(irregular)
+	return files, irregular
+}
+
+func TestWalk(t *testing.T) {
+	root := t.TempDir()
+	outside := t.TempDir()
+	write(t, outside, "secret/data", "x")
+	var want []string
+	// Enough directories to overflow the walk queue.
+	for i := 0; i < 3000; i++ {
+		p := filepath.ToSlash(filepath.Join("d", string(rune('a'+i%26)), strings.Repeat("x", 1+i%7), "f"+string(rune('a'+i%26))+"-"+strings.Repeat("y", i/26%5)))
+		if !contains(want, p) {
+			write(t, root, p, "")
+			want = append(want, p)
+		}
+	}
+	if err := os.Symlink(filepath.Join(outside, "secret"), filepath.Join(root, "d", "link")); err != nil {
+		t.Fatal(err)
+	}
+	sort.Strings(want)
+	for _, jobs := range []int{1, 4, 32} {
+		b, err := New(root, jobs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		files, irregular := walkAll(t, b, "d")
+		if strings.Join(files, "\n") != strings.Join(want, "\n") {
+			t.Fatalf("jobs=%d: walk found %d files, want %d", jobs, len(files), len(want))
+		}
+		if len(irregular) != 1 || irregular[0] != "d/link" {
+			t.Fatalf("jobs=%d: irregular = %v, want the symlink only, not followed", jobs, irregular)
+		}
+	}
+	b, _ := New(root, 2)
+	if files, _ := walkAll(t, b, "missing"); len(files) != 0 {
+		t.Fatal("walking a missing directory found files")
+	}
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+func TestReadRefusesSymlinksAndEscapes(t *testing.T) {
+	root, outside := t.TempDir(), t.TempDir()
+	write(t, outside, "f", "secret")
+	write(t, root, "a/f", "ok")
+	if err := os.Symlink(filepath.Join(outside, "f"), filepath.Join(root, "a", "l")); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := New(root, 1)
+	ctx := context.Background()
+	if data, err := b.ReadFile(ctx, "a/f"); err != nil || string(data) != "ok" {
+		t.Fatalf("ReadFile = %q, %v", data, err)
+	}
+	if _, err := b.ReadFile(ctx, "a/l"); err == nil {
+		t.Fatal("read through a symlink")
+	}
+	for _, p := range []string{"../x", "/etc/passwd", "a/../../x", "a//f"} {
+		if _, err := b.ReadFile(ctx, p); err == nil || storage.IsNotExist(err) {
+			t.Fatalf("ReadFile(%q) = %v, want an invalid path error", p, err)
+		}
+	}
+	if _, err := b.ReadFile(ctx, "a/missing"); !storage.IsNotExist(err) {
+		t.Fatalf("missing file error = %v", err)
+	}
+	if st, err := b.Stat(ctx, "a/f"); err != nil || st.Size != 2 || st.ModTime.IsZero() {
+		t.Fatalf("Stat = %+v, %v", st, err)
+	}
+}
+
+func TestDeleteAndPrune(t *testing.T) {
+	root, outside := t.TempDir(), t.TempDir()
+	write(t, outside, "keep", "x")
+	write(t, root, "r/u1/link", "x")
+	write(t, root, "r/u2/link", "x")
+	write(t, root, "r/u2/link.123.tmp", "x") // unexpected content goes too
+	write(t, root, "r/u3/data", "x")
+	if err := os.Symlink(outside, filepath.Join(root, "r", "u3", "escape")); err != nil {
+		t.Fatal(err)
+	}
+	write(t, root, "p/a/b/f", "x")
+	write(t, root, "p/a/other/f", "x")
+	b, _ := New(root, 1)
+	ctx := context.Background()
+	units := []storage.Unit{
+		{Dir: "r/u1", Files: []string{"link"}},
+		{Dir: "r/u2", Files: []string{"link"}},
+		{Dir: "r/u3", Files: []string{"data"}},
+		{Dir: "r/gone", Files: []string{"link"}}, // already deleted: fine
+		{Dir: "p/a/b"},                           // contents unknown
+	}
+	if err := b.Delete(ctx, units); err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range []string{"r/u1", "r/u2", "r/u3", "p/a/b"} {
+		if _, err := os.Lstat(filepath.Join(root, d)); !os.IsNotExist(err) {
+			t.Errorf("%s still exists", d)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(outside, "keep")); err != nil {
+		t.Fatal("deleted through a symlink")
+	}
+	if err := b.Delete(ctx, units); err != nil {
+		t.Fatalf("a second delete must converge: %v", err)
+	}
+	if err := b.Delete(ctx, []storage.Unit{{Dir: ""}}); err == nil {
+		t.Fatal("deleted the root")
+	}
+	if err := b.PruneDirs(ctx, []string{"p/a", "p", "r"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(root, "p/a/other/f")); err != nil {
+		t.Fatal("pruned a directory with content")
+	}
+	if _, err := os.Stat(filepath.Join(root, "r")); !os.IsNotExist(err) {
+		t.Fatal("empty directory not pruned")
+	}
+}
