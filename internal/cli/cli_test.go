@@ -1,0 +1,180 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/clean-registry/clean-registry/internal/layout"
+)
+
+// sample writes a registry root with repository "app": tag v1 on one image, and an
+// untagged image whose blobs nothing else references.
+func sample(t *testing.T) string {
+	t.Helper()
+	root := t.TempDir()
+	write := func(p, content string) {
+		full := filepath.Join(root, filepath.FromSlash(p))
+		if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(full, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	blob := func(content string) layout.Digest {
+		d := layout.Digest(sha256.Sum256([]byte(content)))
+		write(layout.BlobData(d), content)
+		return d
+	}
+	image := func(repo, layer string) layout.Digest {
+		l, c := blob(layer), blob("config "+layer)
+		m := blob(`{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"digest":"` +
+			c.String() + `"},"layers":[{"digest":"` + l.String() + `"}]}`)
+		for _, d := range []layout.Digest{l, c} {
+			write(layout.LayerDir(repo, d)+"/link", d.String())
+		}
+		write(layout.RevisionDir(repo, m)+"/link", m.String())
+		return m
+	}
+	v1 := image("app", "one")
+	image("app", "two")
+	write(layout.TagCurrentLink("app", "v1"), v1.String())
+	write(layout.TagIndexDir("app", "v1", v1)+"/link", v1.String())
+	write(layout.TagCurrentLink("app", "v2"), v1.String())
+	return root
+}
+
+func cli(args ...string) (code int, stdout, stderr string) {
+	var out, errb bytes.Buffer
+	code = run(context.Background(), args, &out, &errb)
+	return code, out.String(), errb.String()
+}
+
+func TestSeedCommandLine(t *testing.T) {
+	tests := []struct {
+		args     []string
+		code     int
+		out, err string
+	}{
+		{[]string{"-h"}, ExitOK, "Usage:", ""},
+		{[]string{"--help"}, ExitOK, "-x, --remove", ""},
+		{[]string{"-V"}, ExitOK, Version, ""},
+		{nil, ExitError, "Usage:", ""},
+		{[]string{"--bogus"}, ExitUsage, "", "unknown flag"},
+		{[]string{"registry", "Bad/Name"}, ExitError, "", "ERROR: Invalid Docker repository/tag: Bad/Name"},
+		{[]string{"registry", "a/../b"}, ExitError, "", "ERROR: Invalid Docker repository/tag: a/../b"},
+		{[]string{"registry", "a:-tag"}, ExitError, "", "ERROR: Invalid Docker repository/tag: a:-tag"},
+		{[]string{"-x", "registry"}, ExitError, "", "ERROR: The -x option requires"},
+		{[]string{"--root", "/x", "--config", "/y"}, ExitUsage, "", "exclude each other"},
+		{[]string{"--root", "/nonexistent/registry"}, ExitError, "", "ERROR: "},
+		{[]string{"--root", os.TempDir(), "-j", "0"}, ExitUsage, "", "--jobs"},
+	}
+	for _, tt := range tests {
+		code, out, errs := cli(tt.args...)
+		if code != tt.code || !strings.Contains(out, tt.out) || !strings.Contains(errs, tt.err) {
+			t.Errorf("%q: code %d, stdout %.80q, stderr %.200q; want %d, %q, %q", tt.args, code, out, errs, tt.code, tt.out, tt.err)
+		}
+	}
+}
+
+func TestNotARegistry(t *testing.T) {
+	code, _, errs := cli("--root", t.TempDir())
+	if code != ExitError || !strings.Contains(errs, "not a registry") {
+		t.Fatalf("code %d, stderr %q", code, errs)
+	}
+}
+
+func files(t *testing.T, root string) []string {
+	var out []string
+	filepath.WalkDir(root, func(p string, d os.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			out = append(out, p)
+		}
+		return nil
+	})
+	return out
+}
+
+func TestDryRunPrintsWhatTheRunDoes(t *testing.T) {
+	root := sample(t)
+	before := files(t, root)
+	code, dry, _ := cli("--root", root, "-n", "--grace", "0")
+	if code != ExitOK || len(files(t, root)) != len(before) {
+		t.Fatalf("dry run: code %d, or it changed files", code)
+	}
+	code, real, _ := cli("--root", root, "--grace", "0")
+	if code != ExitOK {
+		t.Fatalf("real run: code %d", code)
+	}
+	lines := func(s, verb string) []string {
+		var out []string
+		for _, l := range strings.Split(s, "\n") {
+			if rest, ok := strings.CutPrefix(l, verb+" directory "); ok {
+				out = append(out, rest)
+			}
+		}
+		return out
+	}
+	d, r := lines(dry, "would remove"), lines(real, "removed")
+	if len(d) == 0 || strings.Join(d, "\n") != strings.Join(r, "\n") {
+		t.Fatalf("dry run and real run differ:\n%s\n---\n%s", dry, real)
+	}
+	if got := len(before) - len(files(t, root)); got != 6 {
+		t.Fatalf("deleted %d files, want 6: a revision link, 2 layer links, 3 blobs", got)
+	}
+	code, again, _ := cli("--root", root, "--grace", "0")
+	if code != ExitOK || len(lines(again, "removed")) != 0 {
+		t.Fatalf("a rerun must find nothing to do:\n%s", again)
+	}
+}
+
+func TestGraceKeepsFreshObjects(t *testing.T) {
+	root := sample(t)
+	before := len(files(t, root))
+	if code, _, _ := cli("--root", root, "-q"); code != ExitOK {
+		t.Fatal(code)
+	}
+	if len(files(t, root)) != before {
+		t.Fatal("the default grace must keep what was just written")
+	}
+}
+
+func TestRemoveAndFailures(t *testing.T) {
+	root := sample(t)
+	// -x of one tag of two on the same digest: only that tag goes.
+	if code, _, errs := cli("--root", root, "-q", "--grace", "0", "-x", "app:v2"); code != ExitOK {
+		t.Fatalf("code %d: %s", code, errs)
+	}
+	if _, err := os.Stat(filepath.Join(root, filepath.FromSlash(layout.TagCurrentLink("app", "v1")))); err != nil {
+		t.Fatal("removing app:v2 removed app:v1")
+	}
+	// Unknown names fail with the seed's messages; the run goes on, exit 1.
+	code, out, errs := cli("--root", root, "--json", "--grace", "0", "-x", "nope", "app:nope")
+	if code != ExitError || !strings.Contains(errs, "ERROR: No such repository: nope") ||
+		!strings.Contains(errs, "ERROR: No such tag: nope in repository app") {
+		t.Fatalf("code %d, stderr %q", code, errs)
+	}
+	var rep struct {
+		Failures  []string `json:"failures"`
+		Completed bool     `json:"completed"`
+	}
+	if err := json.Unmarshal([]byte(out), &rep); err != nil || len(rep.Failures) != 2 || !rep.Completed {
+		t.Fatalf("JSON report %v: %s", err, out)
+	}
+	// -x of the last tag removes the repository.
+	if code, _, errs := cli("--root", root, "-q", "--grace", "0", "-x", "app:v1"); code != ExitOK {
+		t.Fatalf("code %d: %s", code, errs)
+	}
+	if _, err := os.Stat(filepath.Join(root, filepath.FromSlash(layout.RepoDir("app")))); !os.IsNotExist(err) {
+		t.Fatalf("repository still there: %v", err)
+	}
+	if n := len(files(t, root)); n != 0 {
+		t.Fatalf("%d files left after removing the only repository", n)
+	}
+}
