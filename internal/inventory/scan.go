@@ -36,13 +36,17 @@ func Scan(ctx context.Context, b storage.Backend, jobs int) (*Inventory, error) 
 		Blobs:     map[layout.Digest]Blob{},
 		Manifests: map[layout.Digest]*Manifest{},
 	}}
+	walk := b.Walk
+	if lw, ok := b.(storage.LeafWalker); ok {
+		// Blob and link directories hold one known file each: read it, don't list them.
+		walk = func(ctx context.Context, dir string, fn func(storage.File) error) error {
+			return lw.WalkLeaves(ctx, dir, layout.LeafFile, fn)
+		}
+	}
 	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error {
-		return b.Walk(gctx, layout.RepositoriesDir, func(f storage.File) error { return s.visit(gctx, f) })
-	})
-	g.Go(func() error {
-		return b.Walk(gctx, layout.BlobsDir, func(f storage.File) error { return s.visit(gctx, f) })
-	})
+	visit := func(f storage.File) error { return s.visit(gctx, f) }
+	g.Go(func() error { return walk(gctx, layout.RepositoriesDir, visit) })
+	g.Go(func() error { return walk(gctx, layout.BlobsDir, visit) })
 	if err := g.Wait(); err != nil {
 		return nil, fmt.Errorf("scanning %s: %w", b, err)
 	}
@@ -117,11 +121,21 @@ func (s *scanner) visit(ctx context.Context, f storage.File) error {
 
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.inv.Files++
 	var r *Repo
 	if info.Repo != "" {
 		r = s.repo(info.Repo)
 	}
+	if storage.IsNotExist(linkErr) {
+		// A leaf directory read without listing turned out to have no link file (or a
+		// file vanished under the scan): for the registry that link does not exist.
+		if info.Kind == layout.KindTagCurrentLink {
+			r.tag(info.Tag) // a tag without current link: its history is kept
+		} else {
+			s.problem(Problem{Kind: MissingLink, Path: f.Path, Repo: info.Repo, Detail: "directory without its link file"})
+		}
+		return nil
+	}
+	s.inv.Files++
 	switch info.Kind {
 	case layout.KindBlobData:
 		s.inv.Blobs[info.Digest] = Blob{Size: f.Size, ModTime: mt}

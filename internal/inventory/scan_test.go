@@ -73,7 +73,10 @@ func TestScan(t *testing.T) {
 	tr.link(layout.TagIndexDir("app", "v1", idx), idx)
 	tr.write(layout.UploadDir("app", "u1")+"/startedat", []byte("2026-01-02T03:04:05Z"))
 	tr.write(layout.UploadDir("app", "u1")+"/data", nil)
+	// Transient files inside blob and link directories are not seen (those are not
+	// listed); elsewhere they are reported.
 	tr.write(layout.LayerDir("app", layer)+"/link.abc.tmp", nil)
+	tr.write(layout.RepoDir("app")+"/_layers/sha256/x.abc.tmp", nil)
 	// "app/nested": a garbled revision link, a dangling layer link, a missing manifest blob.
 	tr.write(layout.RevisionDir("app/nested", man)+"/link", []byte("garbage"))
 	missing := layout.Digest(sha256.Sum256([]byte("missing")))
@@ -83,7 +86,16 @@ func TestScan(t *testing.T) {
 	tr.link(layout.RevisionDir("odd", unknown), unknown)
 	tr.write(layout.TagCurrentLink("odd", "t"), nil)
 
+	// A link directory without its link (an interrupted write or delete).
+	emptyDir := filepath.Join(tr.root, filepath.FromSlash(layout.LayerDir("odd", layer)))
+	if err := os.MkdirAll(emptyDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+
 	inv := scan(t, tr.root)
+	if len(inv.Repos["odd"].Layers) != 0 {
+		t.Fatal("a link directory without link must not count as a link")
+	}
 	app := inv.Repos["app"]
 	if app == nil || len(app.Revisions) != 2 || len(app.Layers) != 2 || app.Tags["v1"].Current != idx || app.Opaque != "" {
 		t.Fatalf("app = %+v", app)
@@ -104,7 +116,7 @@ func TestScan(t *testing.T) {
 		t.Fatalf("blobs = %d, files = %d", len(inv.Blobs), inv.Files)
 	}
 	got := problems(inv)
-	want := map[ProblemKind]int{GarbledLink: 2, MissingBlob: 2, BadManifest: 1, TransientFile: 1}
+	want := map[ProblemKind]int{GarbledLink: 2, MissingBlob: 2, BadManifest: 1, TransientFile: 1, MissingLink: 1}
 	for k, n := range want {
 		if got[k] != n {
 			t.Errorf("%s problems = %d, want %d (all: %v)", k, got[k], n, inv.Problems)

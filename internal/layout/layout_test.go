@@ -168,3 +168,30 @@ func FuzzClassify(f *testing.F) {
 		}
 	})
 }
+
+func TestLeafFile(t *testing.T) {
+	d, _ := ParseHex(hexA)
+	for dir, want := range map[string]string{
+		BlobDir(d):                         "data",
+		LayerDir("a/b", d):                 "link",
+		RevisionDir("a", d):                "link",
+		TagIndexDir("a", "t", d):           "link",
+		TagDir("a", "t") + "/current":      "link",
+		TagDir("a", "t"):                   "",
+		TagDir("a", "t") + "/index":        "",
+		RepoDir("a") + "/_layers/sha256":   "",
+		Sha256BlobsDir + "/a3":             "",
+		Sha256BlobsDir + "/ff/" + hexA:     "",
+		RepoDir("current"):                 "",
+		RepoDir("x") + "/_uploads/" + hexA: "",
+		BlobsDir + "/sha512/a3/" + hexA:    "",
+		// Repositories whose names look like reserved paths are no leaves.
+		RepoDir("x/revisions/sha256/" + hexA): "",
+		RepoDir("a/tags/v1/current"):          "",
+		RepoDir("a/b/_layers/sha256/" + hexA): "link",
+	} {
+		if got := LeafFile(dir); got != want {
+			t.Errorf("LeafFile(%q) = %q, want %q", dir, got, want)
+		}
+	}
+}

@@ -197,3 +197,36 @@ func digestLink(kind Kind, alg, h string) PathInfo {
 func ParseLink(content []byte) (Digest, error) {
 	return ParseDigest(strings.TrimSpace(string(content)))
 }
+
+// LeafFile names the one file a directory of the layout holds, when its path tells:
+// "data" in a blob directory, "link" in a revision, layer or tag index directory or
+// a tag's current directory; "" for any other directory. A walk uses it to read that
+// file without listing the directory. Only the reserved part of a repository path
+// (from its first "_" component) decides: a repository may well be named
+// "a/revisions/sha256/<hex>", and its directory is no leaf.
+func LeafFile(dir string) string {
+	if rest, ok := strings.CutPrefix(dir, Sha256BlobsDir+"/"); ok {
+		fan, h, ok := strings.Cut(rest, "/")
+		if ok && len(fan) == 2 && len(h) == 64 && h[:2] == fan {
+			return "data"
+		}
+		return ""
+	}
+	rest, ok := strings.CutPrefix(dir, RepositoriesDir+"/")
+	if !ok {
+		return ""
+	}
+	i := strings.Index(rest, "/_")
+	if i < 0 {
+		return ""
+	}
+	parts := strings.Split(rest[i+1:], "/")
+	switch {
+	case len(parts) == 3 && parts[0] == LayersDir && parts[1] == "sha256" && len(parts[2]) == 64,
+		len(parts) == 4 && parts[0] == ManifestsDir && parts[1] == "revisions" && parts[2] == "sha256" && len(parts[3]) == 64,
+		len(parts) == 4 && parts[0] == ManifestsDir && parts[1] == "tags" && parts[3] == "current",
+		len(parts) == 6 && parts[0] == ManifestsDir && parts[1] == "tags" && parts[3] == "index" && parts[4] == "sha256" && len(parts[5]) == 64:
+		return Link
+	}
+	return ""
+}

@@ -62,6 +62,15 @@ type Backend interface {
 	String() string
 }
 
+// LeafWalker is implemented by backends for which listing a directory costs more than
+// knowing its content: given leaf, the walk does not list a directory for which leaf
+// returns a file name, but passes that file to fn unseen (Size -1, no time). The caller
+// must treat such a file as possibly missing (a read or a stat tells). Object stores
+// list keys, not directories, and gain nothing from it.
+type LeafWalker interface {
+	WalkLeaves(ctx context.Context, dir string, leaf func(dir string) string, fn func(File) error) error
+}
+
 // RequestCounter is implemented by backends that count their requests by kind
 // (e.g. "ListObjectsV2": 12), for the report.
 type RequestCounter interface {
