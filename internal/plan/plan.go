@@ -1,9 +1,9 @@
 package plan
 
 import (
+	"bytes"
 	"fmt"
 	"sort"
-	"strings"
 	"time"
 
 	"github.com/clean-registry/clean-registry/internal/inventory"
@@ -268,6 +268,6 @@ func sortDeletions(ds []Deletion) {
 		if a.Upload != b.Upload {
 			return a.Upload < b.Upload
 		}
-		return strings.Compare(string(a.Digest[:]), string(b.Digest[:])) < 0
+		return bytes.Compare(a.Digest[:], b.Digest[:]) < 0
 	})
 }

@@ -2,9 +2,11 @@
 package report
 
 import (
+	"bufio"
 	"encoding/json"
 	"fmt"
 	"io"
+	"iter"
 	"sort"
 	"strings"
 	"text/tabwriter"
@@ -47,7 +49,6 @@ type Report struct {
 	Completed    bool                    `json:"completed"`
 	Error        string                  `json:"error,omitempty"`
 	Scanned      int64                   `json:"files_scanned"`
-	Deletions    []Entry                 `json:"deletions"`
 	Applied      int                     `json:"deletions_applied"`
 	Total        Count                   `json:"total"`
 	ByKind       map[string]Count        `json:"by_kind"`
@@ -63,6 +64,9 @@ type Report struct {
 	Notes    []string         `json:"notes,omitempty"`
 	Requests map[string]int64 `json:"requests,omitempty"`
 	Seconds  float64          `json:"seconds"`
+
+	// plan is kept to stream its deletions into JSON rather than hold them twice.
+	plan *plan.Plan
 }
 
 // New summarises a plan over an inventory.
@@ -71,7 +75,7 @@ func New(inv *inventory.Inventory, p *plan.Plan, dryRun bool) *Report {
 		Storage:      inv.Storage,
 		DryRun:       dryRun,
 		Scanned:      inv.Files,
-		Deletions:    make([]Entry, 0, len(p.Deletions)),
+		plan:         p,
 		ByKind:       map[string]Count{},
 		ByRepository: map[string]*RepoSummary{},
 		Problems:     inv.Problems,
@@ -93,31 +97,51 @@ func New(inv *inventory.Inventory, p *plan.Plan, dryRun bool) *Report {
 		}
 	}
 	for _, d := range p.Deletions {
-		e := Entry{Kind: d.Kind.String(), Path: d.Dir(), Repo: d.Repo, Tag: d.Tag, Upload: d.Upload,
-			Bytes: max(d.Bytes, 0), Reason: d.Reason.String()}
-		if !d.Digest.IsZero() {
-			e.Digest = d.Digest.String()
-		}
-		r.Deletions = append(r.Deletions, e)
-		c := r.ByKind[e.Kind]
+		kind, bytes := d.Kind.String(), max(d.Bytes, 0)
+		c := r.ByKind[kind]
 		c.Count++
-		c.Bytes += e.Bytes
-		r.ByKind[e.Kind] = c
+		c.Bytes += bytes
+		r.ByKind[kind] = c
 		r.Total.Count++
-		r.Total.Bytes += e.Bytes
+		r.Total.Bytes += bytes
 		if d.Repo != "" {
 			rs := r.ByRepository[d.Repo]
 			if rs == nil {
 				rs = &RepoSummary{Counts: map[string]int{}}
 				r.ByRepository[d.Repo] = rs
 			}
-			rs.Counts[e.Kind]++
+			rs.Counts[kind]++
 			if d.Kind == plan.Revision || d.Kind == plan.LayerLink {
 				rs.Bytes += freed[d.Digest]
 			}
 		}
 	}
 	return r
+}
+
+// Entries yields every planned deletion (applied ones, unless the run stopped early)
+// in plan order.
+func (r *Report) Entries() iter.Seq[Entry] {
+	return func(yield func(Entry) bool) {
+		if r.plan == nil {
+			return
+		}
+		for _, d := range r.plan.Deletions {
+			if !yield(entry(d)) {
+				return
+			}
+		}
+	}
+}
+
+// entry is the JSON form of one deletion.
+func entry(d plan.Deletion) Entry {
+	e := Entry{Kind: d.Kind.String(), Path: d.Dir(), Repo: d.Repo, Tag: d.Tag, Upload: d.Upload,
+		Bytes: max(d.Bytes, 0), Reason: d.Reason.String()}
+	if !d.Digest.IsZero() {
+		e.Digest = d.Digest.String()
+	}
+	return e
 }
 
 // Line is the human line for one deletion, the same in a dry run ("would remove")
@@ -216,9 +240,29 @@ func (r *Report) WriteText(w io.Writer) {
 	}
 }
 
-// WriteJSON writes the whole report as one JSON document.
+// WriteJSON writes the whole report as one JSON document, its "deletions" streamed
+// one per line so that a plan of millions is never held twice in memory.
 func (r *Report) WriteJSON(w io.Writer) error {
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	return enc.Encode(r)
+	head, err := json.Marshal(r)
+	if err != nil {
+		return err
+	}
+	bw := bufio.NewWriter(w)
+	bw.Write(head[:len(head)-1])
+	bw.WriteString(`,"deletions":[`)
+	if r.plan != nil {
+		for i, d := range r.plan.Deletions {
+			line, err := json.Marshal(entry(d))
+			if err != nil {
+				return err
+			}
+			if i > 0 {
+				bw.WriteByte(',')
+			}
+			bw.WriteString("\n")
+			bw.Write(line)
+		}
+	}
+	bw.WriteString("\n]}\n")
+	return bw.Flush()
 }

@@ -230,7 +230,8 @@ func (b *Backend) ReadFile(ctx context.Context, p string) ([]byte, error) {
 
 // readNoFollow reads a file with bare system calls: open, read, close. Link files are
 // tiny and there are hundreds of thousands of them; os.Open would add an fstat and a
-// poller registration to each.
+// poller registration to each. One pooled buffer takes the read, and the result is
+// allocated at its exact size.
 func readNoFollow(path string) ([]byte, error) {
 	var fd int
 	var err error
@@ -247,23 +248,30 @@ func readNoFollow(path string) ([]byte, error) {
 		return nil, &os.PathError{Op: "open", Path: path, Err: err}
 	}
 	defer syscall.Close(fd)
-	buf := make([]byte, 0, 512)
+	bp := readBuffers.Get().(*[]byte)
+	defer readBuffers.Put(bp)
+	buf := *bp
+	var out []byte
 	for {
-		n, err := syscall.Read(fd, buf[len(buf):cap(buf)])
+		n, err := syscall.Read(fd, buf)
 		if err == syscall.EINTR {
 			continue
 		}
 		if err != nil {
 			return nil, &os.PathError{Op: "read", Path: path, Err: err}
 		}
-		buf = buf[:len(buf)+n]
-		// A short read of a regular file is its end: a link file costs one read.
-		if n == 0 || len(buf) < cap(buf) {
-			return buf, nil
+		if out == nil && n < len(buf) {
+			// A short read of a regular file is its end: a link or a manifest costs one read.
+			return append(make([]byte, 0, n), buf[:n]...), nil
 		}
-		buf = append(buf, 0)[:len(buf)]
+		out = append(out, buf[:n]...)
+		if n == 0 {
+			return out, nil
+		}
 	}
 }
+
+var readBuffers = sync.Pool{New: func() any { b := make([]byte, 64<<10); return &b }}
 
 // Stat returns size and modification time, without following a final symbolic link.
 func (b *Backend) Stat(ctx context.Context, p string) (storage.File, error) {
