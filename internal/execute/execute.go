@@ -7,10 +7,8 @@ package execute
 import (
 	"context"
 	"fmt"
-	"path"
 	"sync"
 
-	"github.com/clean-registry/clean-registry/internal/layout"
 	"github.com/clean-registry/clean-registry/internal/plan"
 	"github.com/clean-registry/clean-registry/internal/storage"
 	"golang.org/x/sync/errgroup"
@@ -85,18 +83,16 @@ func runPhase(ctx context.Context, b storage.Backend, ds []plan.Deletion, jobs i
 	return g.Wait()
 }
 
-// pruneDirs lists the directories a repository removal may leave empty: the
-// repository's own and its parents, up to the repositories directory.
+// pruneDirs lists, once each, the directories repository deletions may leave empty.
 func pruneDirs(ds []plan.Deletion) []string {
 	seen := map[string]bool{}
 	var dirs []string
 	for _, d := range ds {
-		for dir := d.Dir(); dir != layout.RepositoriesDir && dir != "." && dir != "/"; dir = path.Dir(dir) {
-			if seen[dir] {
-				break
+		for _, dir := range d.PruneDirs() {
+			if !seen[dir] {
+				seen[dir] = true
+				dirs = append(dirs, dir)
 			}
-			seen[dir] = true
-			dirs = append(dirs, dir)
 		}
 	}
 	return dirs

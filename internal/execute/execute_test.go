@@ -67,7 +67,9 @@ func TestRunAppliesPhasesInOrder(t *testing.T) {
 	if r.units[2500].Dir != layout.BlobDir(layout.Digest{1}) {
 		t.Fatalf("unit 2500 is %s", r.units[2500].Dir)
 	}
-	if len(r.pruned) != 2 || r.pruned[0] != layout.RepoDir("a/b") || r.pruned[1] != layout.RepoDir("a") {
+	n := len(r.pruned)
+	if n < 3 || r.pruned[0] != layout.RepoDir("a/b")+"/_manifests/revisions/sha256" ||
+		r.pruned[n-2] != layout.RepoDir("a/b") || r.pruned[n-1] != layout.RepoDir("a") {
 		t.Fatalf("pruned %v", r.pruned)
 	}
 }

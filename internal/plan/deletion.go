@@ -4,6 +4,9 @@
 package plan
 
 import (
+	"path"
+	"strings"
+
 	"github.com/clean-registry/clean-registry/internal/layout"
 	"github.com/clean-registry/clean-registry/internal/storage"
 )
@@ -132,8 +135,13 @@ func (d Deletion) Units() []storage.Unit {
 	case Tag, Upload:
 		return []storage.Unit{{Dir: dir, Files: d.files}}
 	case Repository:
-		// Only the repository's own reserved directories: a nested repository below
-		// it stays. What is left in them is not known, so the backend finds out.
+		if d.Reason != Removed {
+			// Left empty by this plan: only its empty directories go (PruneDirs), so
+			// whatever was pushed into it since the scan stays.
+			return nil
+		}
+		// Removed on request: the repository's own reserved directories, whatever they
+		// still hold, but not a nested repository below them.
 		return []storage.Unit{
 			{Dir: dir + "/" + layout.UploadsDir},
 			{Dir: dir + "/" + layout.LayersDir},
@@ -141,6 +149,24 @@ func (d Deletion) Units() []storage.Unit {
 		}
 	}
 	panic("plan: deletion of unknown kind")
+}
+
+// PruneDirs are the directories a repository deletion leaves to remove when empty,
+// deepest first: the fixed skeleton of the repository's reserved directories, the
+// repository's own directory and its parents up to the repositories directory.
+func (d Deletion) PruneDirs() []string {
+	if d.Kind != Repository {
+		return nil
+	}
+	dir := d.Dir()
+	dirs := []string{
+		dir + "/_manifests/revisions/sha256", dir + "/_manifests/revisions", dir + "/_manifests/tags",
+		dir + "/_manifests", dir + "/_layers/sha256", dir + "/_layers", dir + "/_uploads",
+	}
+	for ; dir != layout.RepositoriesDir && strings.HasPrefix(dir, layout.RepositoriesDir+"/"); dir = path.Dir(dir) {
+		dirs = append(dirs, dir)
+	}
+	return dirs
 }
 
 // Subject names what is deleted, for humans: "repo:tag", "repo@sha256:..." or a digest.
