@@ -18,6 +18,7 @@ import (
 	"github.com/clean-registry/clean-registry/internal/clean"
 	"github.com/clean-registry/clean-registry/internal/layout"
 	"github.com/clean-registry/clean-registry/internal/regconfig"
+	"github.com/clean-registry/clean-registry/internal/report"
 	"github.com/clean-registry/clean-registry/internal/storage"
 	"github.com/clean-registry/clean-registry/internal/storage/fs"
 	"github.com/spf13/pflag"
@@ -60,6 +61,10 @@ Options:
       --upload-age DURATION
                         Purge unfinished uploads older than this (default 24h).
       --json            Print a JSON report on stdout instead of text.
+      --stop            Stop and start the registry's containers instead of
+                        pausing them (not for Swarm services).
+      --no-restart      Only unpause a registry whose blob descriptor cache may
+                        name deleted blobs (by default it is restarted).
   -j, --jobs N          Concurrent storage operations (default %[2]d).
 `
 
@@ -72,6 +77,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 
 type options struct {
 	remove, volume, quiet, version, help, dryRun, json bool
+	stop, noRestart                                    bool
 	root, config                                       string
 	grace, uploadAge                                   time.Duration
 	jobs                                               int
@@ -100,6 +106,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	flags.DurationVar(&o.grace, "grace", DefaultGrace, "")
 	flags.DurationVar(&o.uploadAge, "upload-age", 24*time.Hour, "")
 	flags.BoolVar(&o.json, "json", false, "")
+	flags.BoolVar(&o.stop, "stop", false, "")
+	flags.BoolVar(&o.noRestart, "no-restart", false, "")
 	flags.IntVarP(&o.jobs, "jobs", "j", defaultJobs(), "")
 	if err := flags.Parse(args); err != nil {
 		fmt.Fprintf(stderr, "ERROR: %v\n%s", err, usage)
@@ -146,9 +154,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return ExitError
 	}
 	if !direct {
-		fmt.Fprintf(stderr, "ERROR: cannot clean %q: container, service and volume targets need the Docker runtime, "+
-			"which this build lacks; use --root DIR or --config FILE\n", positional[0])
-		return ExitError
+		return runDocker(ctx, positional[0], selectors, o, stdout, stderr)
 	}
 
 	target, err := openTarget(ctx, o)
@@ -203,6 +209,12 @@ func openTarget(ctx context.Context, o options) (*target, error) {
 }
 
 func runClean(ctx context.Context, b storage.Backend, opts clean.Options, o options, stdout, stderr io.Writer) int {
+	code, _ := runCleanReport(ctx, b, opts, o, stdout, stderr)
+	return code
+}
+
+// runCleanReport is runClean that also returns the report (nil when the scan failed).
+func runCleanReport(ctx context.Context, b storage.Backend, opts clean.Options, o options, stdout, stderr io.Writer) (int, *report.Report) {
 	if !o.quiet && !o.json {
 		opts.Log = stdout
 	}
@@ -225,10 +237,10 @@ func runClean(ctx context.Context, b storage.Backend, opts clean.Options, o opti
 			msg = "interrupted: " + msg + " (a rerun completes the cleaning)"
 		}
 		fmt.Fprintln(stderr, "ERROR: "+strings.TrimSpace(msg))
-		return ExitError
+		return ExitError, rep
 	}
 	if len(rep.Failures) > 0 {
-		return ExitError
+		return ExitError, rep
 	}
-	return ExitOK
+	return ExitOK, rep
 }

@@ -1,0 +1,266 @@
+package docker
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"os"
+	"path/filepath"
+	"reflect"
+	"testing"
+
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/mount"
+
+	"github.com/clean-registry/clean-registry/internal/inventory"
+	"github.com/clean-registry/clean-registry/internal/layout"
+	"github.com/clean-registry/clean-registry/internal/plan"
+	"github.com/clean-registry/clean-registry/internal/report"
+)
+
+func TestContainerToHost(t *testing.T) {
+	mounts := []container.MountPoint{
+		{Type: mount.TypeVolume, Name: "data", Source: "/var/lib/docker/volumes/data/_data", Destination: "/var/lib/registry"},
+		{Type: mount.TypeBind, Source: "/srv/sub", Destination: "/var/lib/registry/nested"},
+		{Type: mount.TypeBind, Source: "/srv/etc", Destination: "/etc/distribution"},
+		{Type: mount.TypeTmpfs, Destination: "/tmpfs"},
+	}
+	tests := []struct {
+		path, host string
+		ok         bool
+	}{
+		{"/var/lib/registry", "/var/lib/docker/volumes/data/_data", true},
+		{"/var/lib/registry/", "/var/lib/docker/volumes/data/_data", true},
+		{"/var/lib/registry/store", "/var/lib/docker/volumes/data/_data/store", true},
+		{"/var/lib/registry/nested/x", "/srv/sub/x", true}, // the deepest mount wins
+		{"/var/lib/registry2", "", false},                  // a prefix, not a parent
+		{"/data", "", false},
+		{"/tmpfs/x", "", false},
+	}
+	for _, tc := range tests {
+		host, _, ok := containerToHost(mounts, nil, tc.path)
+		if host != tc.host || ok != tc.ok {
+			t.Errorf("containerToHost(%q) = %q, %v; want %q, %v", tc.path, host, ok, tc.host, tc.ok)
+		}
+	}
+}
+
+func TestVolumeSubpath(t *testing.T) {
+	mounts := []container.MountPoint{{Type: mount.TypeVolume, Name: "v", Source: "/vols/v/_data", Destination: "/var/lib/registry"}}
+	declared := []mount.Mount{{Type: mount.TypeVolume, Source: "v", Target: "/var/lib/registry",
+		VolumeOptions: &mount.VolumeOptions{Subpath: "reg"}}}
+	if host, _, _ := containerToHost(mounts, declared, "/var/lib/registry/x"); host != "/vols/v/_data/reg/x" {
+		t.Errorf("subpath: got %q", host)
+	}
+	mounts[0].Source = "/vols/v/_data/reg" // an engine that reports the subpath itself
+	if host, _, _ := containerToHost(mounts, declared, "/var/lib/registry"); host != "/vols/v/_data/reg" {
+		t.Errorf("reported subpath: got %q", host)
+	}
+}
+
+func TestHostToContainer(t *testing.T) {
+	self := []container.MountPoint{
+		{Type: mount.TypeVolume, Name: "data", Source: "/var/lib/docker/volumes/data/_data", Destination: "/data"},
+		{Type: mount.TypeBind, Source: "/srv", Destination: "/host/srv"},
+		{Type: mount.TypeBind, Source: "/var/run/docker.sock", Destination: "/var/run/docker.sock"},
+	}
+	tests := []struct {
+		host, local string
+		ok          bool
+	}{
+		{"/var/lib/docker/volumes/data/_data/store", "/data/store", true},
+		{"/srv/registry", "/host/srv/registry", true},
+		{"/srv", "/host/srv", true},
+		{"/var/lib/docker/volumes/other/_data", "", false},
+	}
+	for _, tc := range tests {
+		local, ok := hostToContainer(self, nil, tc.host)
+		if local != tc.local || ok != tc.ok {
+			t.Errorf("hostToContainer(%q) = %q, %v; want %q, %v", tc.host, local, ok, tc.local, tc.ok)
+		}
+	}
+}
+
+func TestOverlaps(t *testing.T) {
+	for _, tc := range []struct {
+		a, b string
+		want bool
+	}{
+		{"/srv/reg", "/srv/reg", true},
+		{"/srv/reg/docker", "/srv/reg", true},
+		{"/srv", "/srv/reg", true},
+		{"/srv/registry2", "/srv/registry", false},
+	} {
+		if got := overlaps(tc.a, tc.b); got != tc.want {
+			t.Errorf("overlaps(%q, %q) = %v", tc.a, tc.b, got)
+		}
+	}
+}
+
+func TestConfigPaths(t *testing.T) {
+	tests := []struct {
+		name  string
+		entry string
+		args  []string
+		env   []string
+		want  []string
+	}{
+		{"v3 image", "registry", []string{"serve", "/etc/distribution/config.yml"}, nil, []string{"/etc/distribution/config.yml"}},
+		{"registry:2 entrypoint", "/entrypoint.sh", []string{"/etc/docker/registry/config.yml"}, nil, []string{"/etc/docker/registry/config.yml"}},
+		{"serve with a flag", "/bin/registry", []string{"serve", "--debug", "/c.yaml"}, nil, []string{"/c.yaml"}},
+		{"shell form", "/bin/sh", []string{"-c", "exec registry serve /x/config.yml"}, nil, []string{"/x/config.yml"}},
+		{"environment", "/bin/registry", []string{"serve"}, []string{"REGISTRY_CONFIGURATION_PATH=/cfg.yml"}, []string{"/cfg.yml"}},
+		{"defaults", "/bin/registry", nil, nil, defaultConfigPaths},
+	}
+	for _, tc := range tests {
+		if got := configPaths(tc.entry, tc.args, tc.env); !reflect.DeepEqual(got, tc.want) {
+			t.Errorf("%s: configPaths = %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}
+
+func TestParseVersion(t *testing.T) {
+	tests := []struct {
+		out   string
+		v     [3]int
+		ok    bool
+		atMin bool
+	}{
+		{"registry github.com/distribution/distribution/v3 v3.1.2+unknown\n", [3]int{3, 1, 2}, true, true},
+		{"/bin/registry github.com/docker/distribution v2.8.3", [3]int{2, 8, 3}, true, true},
+		{"registry github.com/docker/distribution v2.4.0", [3]int{2, 4, 0}, true, true},
+		{"registry github.com/docker/distribution v2.3.1", [3]int{2, 3, 1}, true, false},
+		{"registry github.com/docker/distribution v2.7.0-rc.0-52-gabc", [3]int{2, 7, 0}, true, true},
+		{"exec: registry: not found", [3]int{}, false, false},
+	}
+	for _, tc := range tests {
+		v, _, ok := parseVersion(tc.out)
+		if v != tc.v || ok != tc.ok {
+			t.Errorf("parseVersion(%q) = %v, %v", tc.out, v, ok)
+		}
+		if ok && versionAtLeast(v, MinVersion) != tc.atMin {
+			t.Errorf("versionAtLeast(%v) != %v", v, tc.atMin)
+		}
+	}
+}
+
+func TestRedisSettings(t *testing.T) {
+	v3 := []byte("version: 0.1\nredis:\n  addrs: [a:6379, b:6379]\n  db: 2\n  password: pw\n")
+	s, err := redisSettings(v3, nil)
+	if err != nil || !reflect.DeepEqual(s.Addrs, []string{"a:6379", "b:6379"}) || s.DB != 2 || s.Password != "pw" {
+		t.Fatalf("v3: %+v, %v", s, err)
+	}
+	v2 := []byte("version: 0.1\nredis:\n  addr: r:6379\n")
+	s, err = redisSettings(v2, []string{"REGISTRY_REDIS_DB=5", "REGISTRY_REDIS_PASSWORD=secret", "REGISTRY_REDIS_TLS_CERTIFICATE=/x"})
+	if err != nil || !reflect.DeepEqual(s.Addrs, []string{"r:6379"}) || s.DB != 5 || s.Password != "secret" || s.TLS {
+		t.Fatalf("v2 with overrides: %+v, %v", s, err)
+	}
+	s, err = redisSettings([]byte("version: 0.1\n"), []string{"REGISTRY_REDIS_ADDRS=[x:1]"})
+	if err != nil || !reflect.DeepEqual(s.Addrs, []string{"x:1"}) {
+		t.Fatalf("env only: %+v, %v", s, err)
+	}
+	s, _ = redisSettings([]byte("redis:\n  addrs: [x:1]\n  tls:\n    certificate: /c\n"), nil)
+	if !s.TLS {
+		t.Fatal("tls section not seen")
+	}
+}
+
+func TestResolveEndpoint(t *testing.T) {
+	env := func(kv map[string]string) func(string) string { return func(k string) string { return kv[k] } }
+	none := func(string) bool { return false }
+
+	ep, err := ResolveEndpoint(env(map[string]string{"DOCKER_HOST": "tcp://h:2376", "DOCKER_CERT_PATH": "/certs", "DOCKER_TLS_VERIFY": "1"}), none)
+	if err != nil || ep.Host != "tcp://h:2376" || ep.TLSDir != "/certs" || !ep.TLSVerify {
+		t.Errorf("DOCKER_HOST: %+v, %v", ep, err)
+	}
+	ep, _ = ResolveEndpoint(env(nil), func(p string) bool { return p == "/var/run/docker.sock" })
+	if ep.Host != "unix:///var/run/docker.sock" {
+		t.Errorf("default: %+v", ep)
+	}
+	ep, _ = ResolveEndpoint(env(map[string]string{"XDG_RUNTIME_DIR": "/run/user/1000"}),
+		func(p string) bool { return p == "/run/user/1000/podman/podman.sock" })
+	if ep.Host != "unix:///run/user/1000/podman/podman.sock" {
+		t.Errorf("podman: %+v", ep)
+	}
+
+	// A context stored the docker command line's way.
+	dir := t.TempDir()
+	sum := sha256.Sum256([]byte("remote"))
+	id := hex.EncodeToString(sum[:])
+	meta := filepath.Join(dir, "contexts", "meta", id)
+	if err := os.MkdirAll(meta, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(meta, "meta.json"), []byte(`{"Name":"remote","Endpoints":{"docker":{"Host":"tcp://remote:2375","SkipTLSVerify":false}}}`), 0o644)
+	os.WriteFile(filepath.Join(dir, "config.json"), []byte(`{"currentContext":"remote"}`), 0o644)
+	ep, err = ResolveEndpoint(env(map[string]string{"DOCKER_CONFIG": dir}), none)
+	if err != nil || ep.Host != "tcp://remote:2375" {
+		t.Errorf("context from config.json: %+v, %v", ep, err)
+	}
+	if _, err := ResolveEndpoint(env(map[string]string{"DOCKER_CONFIG": dir, "DOCKER_CONTEXT": "missing"}), none); err == nil {
+		t.Error("a missing context must be an error")
+	}
+	ep, _ = ResolveEndpoint(env(map[string]string{"DOCKER_CONFIG": dir, "DOCKER_CONTEXT": "default"}), none)
+	if ep.Host != "unix:///var/run/docker.sock" {
+		t.Errorf("default context: %+v", ep)
+	}
+}
+
+func TestSelfContainerIDs(t *testing.T) {
+	id := "4f1c5a0e7a7e5f0b9d3c8e2a1b6d4c3e2f1a0b9c8d7e6f5a4b3c2d1e0f9a8b7c"
+	files := map[string]string{
+		"/proc/self/mountinfo": "1 2 0:1 / / rw - overlay overlay rw\n" +
+			"650 640 254:1 /var/lib/docker/containers/" + id + "/hostname /etc/hostname rw - ext4 /dev/vda rw\n" +
+			"651 640 254:1 /var/lib/docker/containers/" + id[:63] + "0/mounts/shm /dev/shm rw - ext4 /dev/vda rw\n",
+	}
+	read := func(p string) ([]byte, error) {
+		if s, ok := files[p]; ok {
+			return []byte(s), nil
+		}
+		return nil, errors.New("absent")
+	}
+	got := selfContainerIDs(read, id[:12])
+	if !reflect.DeepEqual(got, []string{id, id[:12]}) {
+		t.Errorf("got %v", got)
+	}
+	if got := selfContainerIDs(read, "vm"); !reflect.DeepEqual(got, []string{id}) {
+		t.Errorf("hostname not an ID: got %v", got)
+	}
+	files = map[string]string{"/run/.containerenv": "engine=\"podman-4.3.1\"\nname=\"x\"\nid=\"" + id + "\"\n"}
+	if got := selfContainerIDs(read, "x"); !reflect.DeepEqual(got, []string{id}) {
+		t.Errorf("podman: got %v", got)
+	}
+}
+
+func TestOutcomeOf(t *testing.T) {
+	if OutcomeOf(nil).CacheStale() {
+		t.Error("no report: nothing deleted")
+	}
+	d1, d2, d3 := digest(1), digest(2), digest(3)
+	inv := &inventory.Inventory{}
+	p := &plan.Plan{Deletions: []plan.Deletion{
+		{Kind: plan.TagHistory, Repo: "a", Tag: "t", Digest: d1},
+		{Kind: plan.Revision, Repo: "a", Digest: d2},
+		{Kind: plan.LayerLink, Repo: "a", Digest: d3},
+		{Kind: plan.Blob, Digest: d3},
+		{Kind: plan.Repository, Repo: "b"},
+	}}
+	o := OutcomeOf(report.New(inv, p, false))
+	if !reflect.DeepEqual(o.Blobs, []string{d3.String()}) || !reflect.DeepEqual(o.Links, map[string][]string{"a": {d2.String(), d3.String()}}) ||
+		!reflect.DeepEqual(o.Repositories, []string{"b"}) || !o.CacheStale() {
+		t.Errorf("outcome %+v", o)
+	}
+	if OutcomeOf(report.New(inv, p, true)).CacheStale() {
+		t.Error("a dry run deletes nothing")
+	}
+	tagsOnly := &plan.Plan{Deletions: []plan.Deletion{{Kind: plan.TagHistory, Repo: "a", Tag: "t", Digest: d1}, {Kind: plan.Upload, Repo: "a", Upload: "u"}}}
+	if OutcomeOf(report.New(inv, tagsOnly, false)).CacheStale() {
+		t.Error("tag history and uploads are not cached")
+	}
+}
+
+func digest(n byte) layout.Digest {
+	var d layout.Digest
+	d[31] = n
+	return d
+}

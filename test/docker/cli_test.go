@@ -1,0 +1,314 @@
+package docker_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/events"
+	"github.com/docker/docker/api/types/filters"
+	"github.com/docker/docker/api/types/mount"
+	"github.com/docker/docker/pkg/stdcopy"
+)
+
+var (
+	cliOnce sync.Once
+	cliPath string
+	cliErr  error
+	cliHelp string
+)
+
+// cliBinary builds clean-registry statically (so that the same binary serves the
+// container image) and skips unless its command line offers the Docker target
+// mode (--stop among its options).
+func cliBinary(t *testing.T) string {
+	t.Helper()
+	engine(t)
+	cliOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "crtest-cli-")
+		if err != nil {
+			cliErr = err
+			return
+		}
+		cliPath = filepath.Join(dir, "clean-registry")
+		cmd := exec.Command("go", "build", "-o", cliPath, "../../cmd/clean-registry")
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			cliErr = fmt.Errorf("building clean-registry: %v\n%s", err, out)
+			return
+		}
+		out, _ := exec.Command(cliPath, "--help").CombinedOutput()
+		cliHelp = string(out)
+	})
+	if cliErr != nil {
+		t.Fatal(cliErr)
+	}
+	if !strings.Contains(cliHelp, "--stop") {
+		unavailable(t, "the clean-registry command line does not offer the Docker target mode yet (no --stop in --help)")
+	}
+	return cliPath
+}
+
+// containerActions lists the engine's events for a container between two times.
+func containerActions(t *testing.T, id string, since, until time.Time) []string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	msgs, errs := engine(t).Events(ctx, events.ListOptions{
+		Since:   fmt.Sprintf("%d.%09d", since.Unix(), since.Nanosecond()),
+		Until:   fmt.Sprintf("%d.%09d", until.Unix(), until.Nanosecond()),
+		Filters: filters.NewArgs(filters.Arg("type", "container"), filters.Arg("container", id)),
+	})
+	var actions []string
+	for {
+		select {
+		case m := <-msgs:
+			actions = append(actions, string(m.Action))
+		case err := <-errs:
+			if err != nil && !errors.Is(err, context.Canceled) && !strings.Contains(err.Error(), "EOF") {
+				t.Fatalf("engine events: %v", err)
+			}
+			return actions
+		}
+	}
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// runCLI runs clean-registry and returns its exit status and output.
+func runCLI(t *testing.T, args ...string) (int, string) {
+	t.Helper()
+	cmd := exec.Command(cliBinary(t), args...)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	err := cmd.Run()
+	code := 0
+	if ee := (*exec.ExitError)(nil); errors.As(err, &ee) {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	return code, out.String()
+}
+
+// TestCLITargets runs the binary against a container name and a volume: the engine
+// records the pause and the restart, and every kept image pulls whole.
+func TestCLITargets(t *testing.T) {
+	cliBinary(t)
+	vol := namedVolume(t)
+	name := uniqueName("cli")
+	id, addr := startRegistry(t, registrySpec{name: name, publish: true,
+		mounts: []mount.Mount{{Type: mount.TypeVolume, Source: vol, Target: "/var/lib/registry"}}})
+
+	for _, tc := range []struct {
+		name string
+		args []string
+	}{
+		{"container", []string{name}},
+		{"volume", []string{"-v", vol}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := fill(t, addr)
+			since := time.Now()
+			code, out := runCLI(t, tc.args...)
+			until := time.Now()
+			if code != 0 {
+				t.Fatalf("clean-registry %v: exit %d\n%s", tc.args, code, out)
+			}
+			actions := containerActions(t, id, since, until)
+			if !contains(actions, "pause") || !contains(actions, "kill") || !contains(actions, "start") {
+				t.Fatalf("engine events %v: want pause, then kill and start (a restart)\n%s", actions, out)
+			}
+			if st, _ := state(t, id); st != "running" {
+				t.Fatalf("after the run: %s", st)
+			}
+			addr = addrOf(t, id)
+			waitAnswers(t, addr)
+			f.verifyKept(t, addr)
+			d := push(t, addr, "app:v2", imageWithLayer(t, f.untaggedLayer))
+			if err := pullImage(addr, "app:v2", d); err != nil {
+				t.Fatalf("an image holding a layer deleted earlier is broken: %v", err)
+			}
+		})
+	}
+
+	t.Run("--stop", func(t *testing.T) {
+		f := fill(t, addr)
+		since := time.Now()
+		code, out := runCLI(t, "--stop", name)
+		actions := containerActions(t, id, since, time.Now())
+		if code != 0 || !contains(actions, "stop") || !contains(actions, "start") || contains(actions, "pause") {
+			t.Fatalf("exit %d, engine events %v: want stop and start\n%s", code, actions, out)
+		}
+		addr = addrOf(t, id)
+		waitAnswers(t, addr)
+		f.verifyKept(t, addr)
+	})
+
+	t.Run("dockerized", func(t *testing.T) {
+		img := cliImage(t)
+		f := fill(t, addr)
+		since := time.Now()
+		code, out := runContainer(t, img, []mount.Mount{
+			{Type: mount.TypeBind, Source: engineSocket(t), Target: "/var/run/docker.sock"},
+			{Type: mount.TypeVolume, Source: vol, Target: "/var/lib/registry"},
+		}, name)
+		actions := containerActions(t, id, since, time.Now())
+		if code != 0 || !contains(actions, "pause") {
+			t.Fatalf("dockerized: exit %d, engine events %v\n%s", code, actions, out)
+		}
+		if st, _ := state(t, id); st != "running" {
+			t.Fatalf("after the run: %s", st)
+		}
+		addr = addrOf(t, id)
+		waitAnswers(t, addr)
+		f.verifyKept(t, addr)
+	})
+}
+
+// TestCLISIGTERM sends SIGTERM to clean-registry once the engine reports the
+// registry paused: it exits with status 1 and leaves the registry running.
+func TestCLISIGTERM(t *testing.T) {
+	bin := cliBinary(t)
+	dir := t.TempDir()
+	name := uniqueName("cliterm")
+	id, addr := startRegistry(t, registrySpec{name: name, publish: true,
+		mounts: []mount.Mount{{Type: mount.TypeBind, Source: dir, Target: "/var/lib/registry"}}})
+	f := fill(t, addr)
+	// Many untagged revisions whose manifests are missing make the run last.
+	bulk := filepath.Join(dir, "docker/registry/v2/repositories/bulk/_manifests/revisions/sha256")
+	for i := range 1000 {
+		hex := fmt.Sprintf("%064x", i+1)
+		p := filepath.Join(bulk, hex)
+		if err := os.MkdirAll(p, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(p, "link"), []byte("sha256:"+hex), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	msgs, errs := engine(t).Events(ctx, events.ListOptions{
+		Filters: filters.NewArgs(filters.Arg("type", "container"), filters.Arg("container", id))})
+	cmd := exec.Command(bin, name)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	signalled := false
+wait:
+	for {
+		select {
+		case m := <-msgs:
+			if m.Action == "pause" && !signalled {
+				cmd.Process.Signal(syscall.SIGTERM)
+				signalled = true
+			}
+		case err := <-errs:
+			t.Fatalf("engine events: %v", err)
+		case <-exited:
+			break wait
+		}
+	}
+	if !signalled {
+		t.Fatalf("the registry was never paused\n%s", out.String())
+	}
+	if code := cmd.ProcessState.ExitCode(); code != 1 {
+		t.Logf("exit %d: the run may have finished before the signal\n%s", code, out.String())
+	}
+	if st, _ := state(t, id); st != "running" {
+		t.Fatalf("after SIGTERM: %s\n%s", st, out.String())
+	}
+	addr = addrOf(t, id)
+	waitAnswers(t, addr)
+	f.verifyKept(t, addr)
+}
+
+var (
+	cliImageOnce sync.Once
+	cliImageRef  string
+	cliImageErr  error
+)
+
+// cliImage builds the project's Dockerfile from the static binary, the documented
+// way (docs/docker.md).
+func cliImage(t *testing.T) string {
+	t.Helper()
+	bin := cliBinary(t)
+	cliImageOnce.Do(func() {
+		dockerfile, err := os.ReadFile("../../Dockerfile")
+		if err != nil {
+			cliImageErr = err
+			return
+		}
+		files := map[string]fileEntry{
+			"Dockerfile":     {data: dockerfile},
+			"clean-registry": {path: bin, mode: 0o755},
+		}
+		if _, err := os.Stat("/etc/ssl/certs/ca-certificates.crt"); err == nil {
+			files["ca-certificates.crt"] = fileEntry{path: "/etc/ssl/certs/ca-certificates.crt"}
+		} else {
+			files["ca-certificates.crt"] = fileEntry{data: []byte{}}
+		}
+		cliImageRef = "crtest-clean-registry:" + randomHex(4)
+		cliImageErr = buildImage(engine(t), cliImageRef, files)
+	})
+	if cliImageErr != nil {
+		t.Fatalf("clean-registry image: %v", cliImageErr)
+	}
+	return cliImageRef
+}
+
+// runContainer runs an image to completion and returns its exit status and output.
+func runContainer(t *testing.T, img string, mounts []mount.Mount, args ...string) (int, string) {
+	t.Helper()
+	api := engine(t)
+	ctx := context.Background()
+	created, err := api.ContainerCreate(ctx, &container.Config{Image: img, Cmd: args},
+		&container.HostConfig{Mounts: mounts, NetworkMode: "none"}, nil, nil, uniqueName("run"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer api.ContainerRemove(context.Background(), created.ID, container.RemoveOptions{Force: true})
+	waitC, errC := api.ContainerWait(ctx, created.ID, container.WaitConditionNextExit)
+	if err := api.ContainerStart(ctx, created.ID, container.StartOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	var code int
+	select {
+	case r := <-waitC:
+		code = int(r.StatusCode)
+	case err := <-errC:
+		t.Fatal(err)
+	}
+	logs, err := api.ContainerLogs(ctx, created.ID, container.LogsOptions{ShowStdout: true, ShowStderr: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer logs.Close()
+	var out bytes.Buffer
+	stdcopy.StdCopy(&out, &out, logs)
+	return code, out.String()
+}

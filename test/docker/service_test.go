@@ -1,0 +1,232 @@
+package docker_test
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/filters"
+	"github.com/docker/docker/api/types/mount"
+	"github.com/docker/docker/api/types/swarm"
+
+	"github.com/clean-registry/clean-registry/internal/runtime/docker"
+)
+
+// swarmMode makes this engine a single-node swarm for the test when it is not one,
+// and leaves swarm mode again afterwards. It skips when the engine refuses.
+func swarmMode(t *testing.T) {
+	t.Helper()
+	api := engine(t)
+	ctx := context.Background()
+	info, err := api.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	switch info.Swarm.LocalNodeState {
+	case swarm.LocalNodeStateInactive:
+		if _, err := api.SwarmInit(ctx, swarm.InitRequest{ListenAddr: "127.0.0.1:2377", AdvertiseAddr: "127.0.0.1"}); err != nil {
+			t.Skipf("the engine refuses swarm mode (%v): Swarm services are not tested here", err)
+		}
+		t.Cleanup(func() {
+			if err := api.SwarmLeave(context.Background(), true); err != nil {
+				t.Errorf("leaving swarm mode: %v", err)
+			}
+		})
+	case swarm.LocalNodeStateActive:
+		if !info.Swarm.ControlAvailable {
+			t.Skip("this engine is a swarm worker, not a manager: services cannot be created here")
+		}
+	default:
+		t.Skipf("swarm state %q: Swarm services are not tested here", info.Swarm.LocalNodeState)
+	}
+}
+
+// runningTasks waits (bounded) until the service runs n tasks with containers, and
+// returns their container IDs.
+func runningTasks(t *testing.T, serviceID string, n int, not map[string]bool) []string {
+	t.Helper()
+	api := engine(t)
+	var last []string
+	for range 300 {
+		tasks, err := api.TaskList(context.Background(), swarm.TaskListOptions{Filters: filters.NewArgs(
+			filters.Arg("service", serviceID), filters.Arg("desired-state", "running"))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		last = last[:0]
+		for _, task := range tasks {
+			if task.Status.State == swarm.TaskStateRunning && task.Status.ContainerStatus != nil &&
+				!not[task.Status.ContainerStatus.ContainerID] {
+				last = append(last, task.Status.ContainerStatus.ContainerID)
+			}
+		}
+		if len(last) >= n {
+			return last
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	t.Fatalf("service %s runs %d task(s), want %d", serviceID, len(last), n)
+	return nil
+}
+
+// TestSwarmService: a registry service with two replicas on one named volume, its
+// port published in host mode (this engine's routing mesh does not answer). The
+// service target pauses both tasks; since blobs were deleted, both are killed while
+// paused and Swarm replaces them; a task container as the target finds its sibling.
+func TestSwarmService(t *testing.T) {
+	ctx := context.Background()
+	api := engine(t)
+	img := registryImage(t)
+	vol := namedVolume(t)
+	swarmMode(t)
+
+	replicas := uint64(2)
+	delay := 200 * time.Millisecond
+	svcName := uniqueName("svc")
+	created, err := api.ServiceCreate(ctx, swarm.ServiceSpec{
+		Annotations: swarm.Annotations{Name: svcName},
+		TaskTemplate: swarm.TaskSpec{
+			ContainerSpec: &swarm.ContainerSpec{Image: img,
+				Mounts: []mount.Mount{{Type: mount.TypeVolume, Source: vol, Target: "/var/lib/registry"}}},
+			RestartPolicy: &swarm.RestartPolicy{Condition: swarm.RestartPolicyConditionAny, Delay: &delay},
+		},
+		Mode: swarm.ServiceMode{Replicated: &swarm.ReplicatedService{Replicas: &replicas}},
+		EndpointSpec: &swarm.EndpointSpec{Ports: []swarm.PortConfig{{Protocol: swarm.PortConfigProtocolTCP,
+			TargetPort: 5000, PublishMode: swarm.PortConfigPublishModeHost}}},
+	}, swarm.ServiceCreateOptions{})
+	if err != nil {
+		t.Fatalf("creating service: %v", err)
+	}
+	t.Cleanup(func() { removeService(t, created.ID) })
+
+	before := runningTasks(t, created.ID, 2, nil)
+	addr := addrOf(t, before[0])
+	waitAnswers(t, addr)
+	waitAnswers(t, addrOf(t, before[1]))
+	f := fill(t, addr)
+	c := runtimeClient(t)
+
+	t.Run("--stop is refused", func(t *testing.T) {
+		opts := options(t)
+		opts.Stop = true
+		if _, err := c.Resolve(ctx, svcName, opts); err == nil || !strings.Contains(err.Error(), "--stop") {
+			t.Fatalf("got %v, want --stop refused for a service", err)
+		}
+	})
+
+	t.Run("service", func(t *testing.T) {
+		reg, err := c.Resolve(ctx, svcName, options(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if reg.Kind != docker.KindService || len(reg.Containers) != 2 || reg.Elsewhere != 0 {
+			t.Fatalf("resolved %+v", reg)
+		}
+		for _, m := range reg.Containers {
+			if !m.Registry || m.ServiceName != svcName || m.Cache != "inmemory" {
+				t.Fatalf("task container %+v", m)
+			}
+		}
+		err = c.WithQuiesced(ctx, reg, options(t), cleanRun(t, reg, func(ctx context.Context, quiesced bool) error {
+			for _, id := range before {
+				if st, _ := state(t, id); st != "paused" || !quiesced {
+					return fmt.Errorf("during the run: task %s is %s, quiesced %v", id[:12], st, quiesced)
+				}
+			}
+			return nil
+		}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		old := map[string]bool{before[0]: true, before[1]: true}
+		after := runningTasks(t, created.ID, 2, old)
+		for _, id := range after {
+			a := addrOf(t, id)
+			waitAnswers(t, a)
+			f.verifyKept(t, a)
+		}
+		// Each replaced task has a fresh cache: a push of a deleted layer through
+		// one and a pull through the other both find it whole.
+		a0, a1 := addrOf(t, after[0]), addrOf(t, after[1])
+		d := push(t, a0, "app:v2", imageWithLayer(t, f.untaggedLayer))
+		for _, a := range []string{a0, a1} {
+			if err := pullImage(a, "app:v2", d); err != nil {
+				t.Fatalf("an image holding a layer deleted earlier is broken: %v", err)
+			}
+		}
+	})
+
+	t.Run("through the binary", func(t *testing.T) {
+		cliBinary(t)
+		g := fill(t, addrOf(t, runningTasks(t, created.ID, 2, nil)[0]))
+		tasks := runningTasks(t, created.ID, 2, nil)
+		since := time.Now()
+		code, out := runCLI(t, svcName)
+		if code != 0 {
+			t.Fatalf("clean-registry %s: exit %d\n%s", svcName, code, out)
+		}
+		for _, id := range tasks {
+			if actions := containerActions(t, id, since, time.Now()); !contains(actions, "pause") {
+				t.Fatalf("task %s: engine events %v, want pause\n%s", id[:12], actions, out)
+			}
+		}
+		for _, id := range runningTasks(t, created.ID, 2, nil) {
+			a := addrOf(t, id)
+			waitAnswers(t, a)
+			g.verifyKept(t, a)
+		}
+	})
+
+	t.Run("task container", func(t *testing.T) {
+		tasks := runningTasks(t, created.ID, 2, nil)
+		ins, err := api.ContainerInspect(ctx, tasks[0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		reg, err := c.Resolve(ctx, strings.TrimPrefix(ins.Name, "/"), options(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if reg.Kind != docker.KindContainer || len(reg.Containers) != 2 {
+			t.Fatalf("a task container's sibling was not found: %+v", reg.Containers)
+		}
+		err = c.WithQuiesced(ctx, reg, options(t), func(ctx context.Context, quiesced bool) (docker.Outcome, error) {
+			for _, id := range tasks {
+				if st, _ := state(t, id); st != "paused" {
+					return docker.Outcome{}, fmt.Errorf("during the run: task %s is %s", id[:12], st)
+				}
+			}
+			return docker.Outcome{}, nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, id := range tasks {
+			if st, _ := state(t, id); st != "running" {
+				t.Fatalf("after the run: task %s is %s", id[:12], st)
+			}
+		}
+	})
+}
+
+// removeService removes a service and waits (bounded) until its containers are gone,
+// so that its volume can go too.
+func removeService(t *testing.T, id string) {
+	api := engine(t)
+	ctx := context.Background()
+	if err := api.ServiceRemove(ctx, id); err != nil {
+		t.Errorf("removing service: %v", err)
+	}
+	for range 150 {
+		list, err := api.ContainerList(ctx, container.ListOptions{All: true,
+			Filters: filters.NewArgs(filters.Arg("label", "com.docker.swarm.service.id="+id))})
+		if err != nil || len(list) == 0 {
+			return
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	t.Errorf("the containers of service %s outlived it", id)
+}

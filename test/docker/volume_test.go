@@ -1,0 +1,241 @@
+package docker_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/docker/docker/api/types/mount"
+
+	"github.com/clean-registry/clean-registry/internal/runtime/docker"
+)
+
+// TestNamedVolume: two registries serve one named volume (each at its own path, the
+// storage in a subdirectory named by REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY).
+// Targeting the volume (-v) finds both; targeting one container adds the other.
+// --stop stops and starts both; the default pauses both and restarts both.
+func TestNamedVolume(t *testing.T) {
+	ctx := context.Background()
+	vol := namedVolume(t)
+	first, second := uniqueName("vol-a"), uniqueName("vol-b")
+	idA, addr := startRegistry(t, registrySpec{name: first, publish: true,
+		env:    []string{"REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY=/var/lib/registry/store"},
+		mounts: []mount.Mount{{Type: mount.TypeVolume, Source: vol, Target: "/var/lib/registry"}}})
+	idB, _ := startRegistry(t, registrySpec{name: second,
+		env:    []string{"REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY=/data/store"},
+		mounts: []mount.Mount{{Type: mount.TypeVolume, Source: vol, Target: "/data"}}})
+	f := fill(t, addr)
+	c := runtimeClient(t)
+
+	volInfo, err := engine(t).VolumeInspect(ctx, vol)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantRoot := filepath.Join(volInfo.Mountpoint, "store")
+
+	t.Run("volume with --stop", func(t *testing.T) {
+		opts := options(t)
+		opts.Volume, opts.Stop = true, true
+		reg, err := c.Resolve(ctx, vol, opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if reg.Kind != docker.KindVolume || reg.Storage.Root != wantRoot || len(reg.Containers) != 2 {
+			t.Fatalf("resolved %+v, storage %+v", reg, reg.Storage)
+		}
+		for _, m := range reg.Containers {
+			if !m.Registry || m.Cache != "inmemory" {
+				t.Fatalf("container %+v not seen as a registry", m)
+			}
+		}
+		err = c.WithQuiesced(ctx, reg, opts, cleanRun(t, reg, func(ctx context.Context, quiesced bool) error {
+			for _, id := range []string{idA, idB} {
+				if st, _ := state(t, id); st != "exited" || !quiesced {
+					return fmt.Errorf("during the run: %s is %s, quiesced %v", id[:12], st, quiesced)
+				}
+			}
+			return nil
+		}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, id := range []string{idA, idB} {
+			if st, _ := state(t, id); st != "running" {
+				t.Fatalf("after the run: %s is %s", id[:12], st)
+			}
+		}
+		if _, err := os.Stat(blobPath(wantRoot, f.untaggedLayerDigest)); !os.IsNotExist(err) {
+			t.Fatalf("the untagged image's layer was not deleted: %v", err)
+		}
+		addr = addrOf(t, idA)
+		waitAnswers(t, addr)
+		f.verifyKept(t, addr)
+		d := push(t, addr, "app:v2", imageWithLayer(t, f.untaggedLayer))
+		if err := pullImage(addr, "app:v2", d); err != nil {
+			t.Fatalf("an image holding a layer deleted earlier is broken: %v", err)
+		}
+	})
+
+	t.Run("container with a second registry on its storage", func(t *testing.T) {
+		// Something to delete again, so that both caches go stale.
+		g := fill(t, addr)
+		reg, err := c.Resolve(ctx, first, options(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(reg.Containers) != 2 || !reg.Containers[1].Registry || !strings.Contains(strings.Join(reg.Notes, "\n"), second) {
+			t.Fatalf("the second registry was not added: %+v, notes %q", reg.Containers, reg.Notes)
+		}
+		_, startedA := state(t, idA)
+		_, startedB := state(t, idB)
+		err = c.WithQuiesced(ctx, reg, options(t), cleanRun(t, reg, func(ctx context.Context, quiesced bool) error {
+			for _, id := range []string{idA, idB} {
+				if st, _ := state(t, id); st != "paused" {
+					return fmt.Errorf("during the run: %s is %s", id[:12], st)
+				}
+			}
+			return nil
+		}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for id, before := range map[string]string{idA: startedA, idB: startedB} {
+			if st, started := state(t, id); st != "running" || started == before {
+				t.Fatalf("after the run: %s is %s, restarted %v", id[:12], st, started != before)
+			}
+		}
+		addr = addrOf(t, idA)
+		waitAnswers(t, addr)
+		g.verifyKept(t, addr)
+	})
+}
+
+// TestConfigFromCommandAndEnvironment: the configuration file named on the command
+// line (bind-mounted, read through the archive API), a storage below a bind mount,
+// and no cache configured: the registry is only unpaused after deleting blobs.
+func TestConfigFromCommandAndEnvironment(t *testing.T) {
+	ctx := context.Background()
+	cfgDir, dataDir := t.TempDir(), t.TempDir()
+	cfg := strings.Replace(registryConfig, "  cache:\n    blobdescriptor: inmemory\n", "", 1)
+	cfg = strings.Replace(cfg, "rootdirectory: /var/lib/registry", "rootdirectory: /srv/registry/data", 1)
+	if err := os.WriteFile(filepath.Join(cfgDir, "config.yml"), []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	name := uniqueName("cmdcfg")
+	id, addr := startRegistry(t, registrySpec{name: name, publish: true,
+		cmd: []string{"serve", "/etc/alt/config.yml"},
+		mounts: []mount.Mount{
+			{Type: mount.TypeBind, Source: cfgDir, Target: "/etc/alt", ReadOnly: true},
+			{Type: mount.TypeBind, Source: dataDir, Target: "/srv/registry"},
+		}})
+	f := fill(t, addr)
+	c := runtimeClient(t)
+	reg, err := c.Resolve(ctx, name, options(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantRoot := filepath.Join(dataDir, "data")
+	if reg.Storage.Root != wantRoot || reg.Storage.ContainerRoot != "/srv/registry/data" || reg.Containers[0].Cache != "" {
+		t.Fatalf("resolved storage %+v, containers %+v", reg.Storage, reg.Containers)
+	}
+	_, started := state(t, id)
+	err = c.WithQuiesced(ctx, reg, options(t), cleanRun(t, reg, func(ctx context.Context, quiesced bool) error {
+		if st, _ := state(t, id); st != "paused" {
+			return fmt.Errorf("during the run: %s", st)
+		}
+		return nil
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st, s := state(t, id); st != "running" || s != started {
+		t.Fatalf("after the run: %s, restarted %v (want running, not restarted: no cache)", st, s != started)
+	}
+	if _, err := os.Stat(blobPath(wantRoot, f.untaggedLayerDigest)); !os.IsNotExist(err) {
+		t.Fatalf("the untagged image's layer was not deleted: %v", err)
+	}
+	f.verifyKept(t, addr)
+	d := push(t, addr, "app:v2", imageWithLayer(t, f.untaggedLayer))
+	if err := pullImage(addr, "app:v2", d); err != nil {
+		t.Fatalf("without a cache, a deleted layer must be uploaded again: %v", err)
+	}
+}
+
+// TestReadOnlyAndStoppedRegistries: a registry in read-only maintenance mode is left
+// running and counts as quiesced; a stopped one has its configuration read out of the
+// stopped container and its release found by running its image once, and stays
+// stopped.
+func TestReadOnlyAndStoppedRegistries(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	bind := []mount.Mount{{Type: mount.TypeBind, Source: dir, Target: "/var/lib/registry"}}
+	writer, addr := startRegistry(t, registrySpec{name: uniqueName("writer"), publish: true, mounts: bind})
+	f := fill(t, addr)
+	if err := engine(t).ContainerStop(ctx, writer, containerStopNow()); err != nil {
+		t.Fatal(err)
+	}
+	c := runtimeClient(t)
+
+	t.Run("read-only", func(t *testing.T) {
+		name := uniqueName("readonly")
+		id, addr := startRegistry(t, registrySpec{name: name, publish: true, mounts: bind,
+			env: []string{"REGISTRY_STORAGE_MAINTENANCE_READONLY={enabled: true}"}})
+		reg, err := c.Resolve(ctx, name, options(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !reg.Storage.ReadOnly || !reg.Containers[0].ReadOnly {
+			t.Fatalf("read-only mode not seen: %+v", reg.Storage)
+		}
+		_, started := state(t, id)
+		err = c.WithQuiesced(ctx, reg, options(t), cleanRun(t, reg, func(ctx context.Context, quiesced bool) error {
+			if st, _ := state(t, id); st != "running" || !quiesced {
+				return fmt.Errorf("during the run: %s, quiesced %v (want running, quiesced)", st, quiesced)
+			}
+			return nil
+		}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st, s := state(t, id); st != "running" || s != started {
+			t.Fatalf("after the run: %s, restarted %v", st, s != started)
+		}
+		f.verifyKept(t, addr)
+		engine(t).ContainerStop(ctx, id, containerStopNow())
+	})
+
+	t.Run("stopped", func(t *testing.T) {
+		reg, err := c.Resolve(ctx, writer, options(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.HasPrefix(reg.Version, registryVersion) || reg.Storage.Root != dir {
+			t.Fatalf("resolved a stopped registry: version %q, storage %+v", reg.Version, reg.Storage)
+		}
+		err = c.WithQuiesced(ctx, reg, options(t), func(ctx context.Context, quiesced bool) (docker.Outcome, error) {
+			if st, _ := state(t, writer); st != "exited" || !quiesced {
+				return docker.Outcome{}, fmt.Errorf("during the run: %s, quiesced %v", st, quiesced)
+			}
+			return docker.Outcome{Blobs: []string{"sha256:" + strings.Repeat("0", 64)}}, nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st, _ := state(t, writer); st != "exited" {
+			t.Fatalf("a stopped registry was started: %s", st)
+		}
+		// The throw-away container that ran `registry --version` is gone.
+		list, err := engine(t).ContainerList(ctx, containerListAll())
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, s := range list {
+			if s.Labels["clean-registry.role"] == "version-probe" {
+				t.Fatalf("version probe container %s left behind", s.ID[:12])
+			}
+		}
+	})
+}
