@@ -178,3 +178,29 @@ func TestRemoveAndFailures(t *testing.T) {
 		t.Fatalf("%d files left after removing the only repository", n)
 	}
 }
+
+// TestCrashLeftovers: what a crash between two deletions leaves is cleaned by a rerun.
+func TestCrashLeftovers(t *testing.T) {
+	root := sample(t)
+	mkdir := func(p string) {
+		if err := os.MkdirAll(filepath.Join(root, filepath.FromSlash(p)), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var d layout.Digest
+	d[0] = 7
+	// A revision directory whose link was unlinked, and a repository skeleton whose
+	// contents were all deleted.
+	mkdir(layout.RevisionDir("app", d))
+	mkdir(layout.RepoDir("ghost") + "/_manifests/revisions/sha256")
+	mkdir(layout.RepoDir("ghost") + "/_layers/sha256")
+	mkdir(layout.RepoDir("team/left"))
+	if code, out, errs := cli("--root", root, "--grace", "0"); code != ExitOK {
+		t.Fatalf("code %d: %s %s", code, out, errs)
+	}
+	for _, p := range []string{layout.RevisionDir("app", d), layout.RepoDir("ghost"), layout.RepoDir("team")} {
+		if _, err := os.Stat(filepath.Join(root, filepath.FromSlash(p))); !os.IsNotExist(err) {
+			t.Errorf("%s survived: %v", p, err)
+		}
+	}
+}

@@ -2,6 +2,7 @@ package inventory
 
 import (
 	"context"
+	"path"
 
 	"github.com/clean-registry/clean-registry/internal/layout"
 	"github.com/clean-registry/clean-registry/internal/storage"
@@ -46,7 +47,13 @@ func (inv *Inventory) Complete(ctx context.Context, b storage.Backend, refs []Re
 	g.SetLimit(max(jobs, 1))
 	for i, r := range todo {
 		g.Go(func() error {
-			f, err := b.Stat(gctx, r.path())
+			p := r.path()
+			f, err := b.Stat(gctx, p)
+			if storage.IsNotExist(err) && r.Kind != layout.KindBlobData {
+				// A link directory without its link: its own time tells its age.
+				f, err = b.Stat(gctx, path.Dir(p))
+				f.Size = -1
+			}
 			if err != nil {
 				if storage.IsNotExist(err) {
 					files[i].Size = -1

@@ -79,6 +79,10 @@ func (s *scanner) repo(name string) *Repo {
 // visit records one file. It runs on the walk's goroutines: reads happen outside the
 // lock, recording inside it.
 func (s *scanner) visit(ctx context.Context, f storage.File) error {
+	if f.EmptyDir {
+		s.emptyDir(f.Path)
+		return nil
+	}
 	info := layout.Classify(f.Path)
 	mt := ToTime(f.ModTime)
 	if f.Irregular {
@@ -126,16 +130,19 @@ func (s *scanner) visit(ctx context.Context, f storage.File) error {
 		r = s.repo(info.Repo)
 	}
 	if storage.IsNotExist(linkErr) {
-		// A leaf directory read without listing turned out to have no link file (or a
-		// file vanished under the scan): for the registry that link does not exist.
+		// A leaf directory read without listing has no link file: what a crash between
+		// a link's unlink and its directory's removal leaves (or a file vanished under
+		// the scan). The registry sees no link there; the directory is recorded like a
+		// link all the same, so that the plan removes it when nothing needs it.
 		if info.Kind == layout.KindTagCurrentLink {
 			r.tag(info.Tag) // a tag without current link: its history is kept
-		} else {
-			s.problem(Problem{Kind: MissingLink, Path: f.Path, Repo: info.Repo, Detail: "directory without its link file"})
+			return nil
 		}
-		return nil
+		s.problem(Problem{Kind: MissingLink, Path: f.Path, Repo: info.Repo, Detail: "directory without its link file"})
+		linkErr = nil
+	} else {
+		s.inv.Files++
 	}
-	s.inv.Files++
 	switch info.Kind {
 	case layout.KindBlobData:
 		s.inv.Blobs[info.Digest] = Blob{Size: f.Size, ModTime: mt}
@@ -205,6 +212,25 @@ func (s *scanner) visit(ctx context.Context, f storage.File) error {
 		}
 	}
 	return nil
+}
+
+// emptyDir records an empty directory below the repositories: the repository it
+// belongs to (the path up to its first reserved "_" component, or the whole path)
+// then exists in the inventory, and a plan removes it when it holds nothing else.
+func (s *scanner) emptyDir(p string) {
+	rest, ok := strings.CutPrefix(p, layout.RepositoriesDir+"/")
+	if !ok {
+		return
+	}
+	if i := strings.Index(rest, "/_"); i >= 0 {
+		rest = rest[:i]
+	}
+	if layout.ValidRepository(rest) != nil {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.repo(rest)
 }
 
 // verifyLink checks that a revision, layer or tag-index link says what its path says.

@@ -93,8 +93,8 @@ func TestScan(t *testing.T) {
 	}
 
 	inv := scan(t, tr.root)
-	if len(inv.Repos["odd"].Layers) != 0 {
-		t.Fatal("a link directory without link must not count as a link")
+	if len(inv.Repos["odd"].Layers) != 1 {
+		t.Fatal("a link directory without link must be recorded, for the plan to remove it")
 	}
 	app := inv.Repos["app"]
 	if app == nil || len(app.Revisions) != 2 || len(app.Layers) != 2 || app.Tags["v1"].Current != idx || app.Opaque != "" {

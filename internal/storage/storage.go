@@ -29,6 +29,9 @@ type File struct {
 	// Irregular marks a symlink, device or other non-regular entry: it is reported,
 	// never followed, read or deleted.
 	Irregular bool
+	// EmptyDir marks a directory with nothing in it (filesystems only: object stores
+	// have no directories). What a crash between two deletions leaves.
+	EmptyDir bool
 }
 
 // Unit is a directory to delete with everything in it. Files names what the caller
@@ -43,7 +46,8 @@ type Unit struct {
 type Backend interface {
 	// Walk calls fn for every file below dir, recursively, in no particular order and
 	// possibly from several goroutines at once. A missing dir walks nothing.
-	// Irregular entries are passed to fn and never descended into.
+	// Irregular entries are passed to fn and never descended into; so are empty
+	// directories, on backends that have directories.
 	Walk(ctx context.Context, dir string, fn func(File) error) error
 	// ReadFile returns a file's content. It never reads through a symbolic link.
 	ReadFile(ctx context.Context, path string) ([]byte, error)

@@ -155,8 +155,15 @@ func (w *walker) readDir(dir string) {
 		return
 	}
 	defer f.Close()
-	for {
+	for seen := 0; ; {
 		entries, err := f.ReadDir(512)
+		seen += len(entries)
+		if seen == 0 && (err == io.EOF || len(entries) == 0) {
+			if ferr := w.fn(storage.File{Path: dir, Size: -1, EmptyDir: true}); ferr != nil {
+				w.fail(ferr)
+			}
+			return
+		}
 		for _, e := range entries {
 			child := e.Name()
 			if dir != "" {
