@@ -4,7 +4,6 @@ package cli
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -194,18 +193,11 @@ func openTarget(ctx context.Context, o options) (*target, error) {
 	if err != nil {
 		return nil, err
 	}
-	switch st.Driver {
-	case "filesystem":
-		b, err := fs.New(st.RootDirectory(), o.jobs)
-		if err != nil {
-			return nil, err
-		}
-		return &target{backend: b, quiesced: st.ReadOnly}, nil
-	case "inmemory":
-		return nil, errors.New("the inmemory storage driver keeps nothing to clean")
-	default:
-		return nil, fmt.Errorf("unsupported storage driver: %s", st.Driver)
+	b, err := openBackend(ctx, st.Driver, st.Parameters, st.RootDirectory(), o.jobs)
+	if err != nil {
+		return nil, err
 	}
+	return &target{backend: b, quiesced: st.ReadOnly}, nil
 }
 
 func runClean(ctx context.Context, b storage.Backend, opts clean.Options, o options, stdout, stderr io.Writer) int {

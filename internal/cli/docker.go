@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 
@@ -10,7 +9,6 @@ import (
 	"github.com/clean-registry/clean-registry/internal/report"
 	"github.com/clean-registry/clean-registry/internal/runtime/docker"
 	"github.com/clean-registry/clean-registry/internal/storage"
-	"github.com/clean-registry/clean-registry/internal/storage/fs"
 )
 
 // runDocker cleans the registry behind a container, service or volume (-v): it
@@ -38,7 +36,7 @@ func runDocker(ctx context.Context, target string, selectors []clean.Selector, o
 			fmt.Fprintln(progress, n)
 		}
 	}
-	b, err := dockerBackend(reg, o)
+	b, err := dockerBackend(ctx, reg, o)
 	if err != nil {
 		fmt.Fprintf(stderr, "ERROR: %v\n", err)
 		return ExitError
@@ -67,15 +65,6 @@ func runDocker(ctx context.Context, target string, selectors []clean.Selector, o
 	return code
 }
 
-func dockerBackend(reg *docker.Registry, o options) (storage.Backend, error) {
-	switch reg.Storage.Driver {
-	case "filesystem":
-		return fs.New(reg.Storage.Root, o.jobs)
-	case "inmemory":
-		return nil, errors.New("the inmemory storage driver keeps nothing to clean")
-	default:
-		// reg.Storage.Parameters holds the driver's full configuration for an
-		// object-storage backend.
-		return nil, fmt.Errorf("unsupported storage driver: %s", reg.Storage.Driver)
-	}
+func dockerBackend(ctx context.Context, reg *docker.Registry, o options) (storage.Backend, error) {
+	return openBackend(ctx, reg.Storage.Driver, reg.Storage.Parameters, reg.Storage.Root, o.jobs)
 }

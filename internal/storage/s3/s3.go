@@ -1,0 +1,464 @@
+// Package s3 is the native S3 storage backend: a registry whose config.yml names the
+// s3 (or s3aws) storage driver, read and cleaned with the AWS SDK for Go v2. Listings
+// run in parallel by prefix and give sizes, times and ETags without a request per
+// object; deletions go out in DeleteObjects batches of up to 1,000 keys.
+package s3
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	iofs "io/fs"
+	"net/http"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awsmiddleware "github.com/aws/aws-sdk-go-v2/aws/middleware"
+	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
+	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+	"github.com/aws/smithy-go"
+	"github.com/aws/smithy-go/middleware"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/clean-registry/clean-registry/internal/storage"
+)
+
+// Driver names under which a registry configuration selects this backend.
+var DriverNames = []string{"s3", "s3aws"}
+
+// maxDeleteKeys is DeleteObjects' limit per request.
+const maxDeleteKeys = 1000
+
+// maxAttempts bounds the SDK's retries of one request (throttling, 5xx, resets);
+// backoff is exponential with jitter, up to 20 s.
+const maxAttempts = 10
+
+// Backend is a registry's storage in an S3 bucket below a key prefix.
+type Backend struct {
+	client *s3.Client
+	bucket string
+	prefix string // rootdirectory without leading or trailing slash
+	jobs   int
+	// sem bounds the requests in flight across everything the backend does.
+	sem      chan struct{}
+	requests *requestCounter
+}
+
+// New opens the storage named by the registry's s3 driver parameters (storage.s3 in
+// its config.yml, REGISTRY_STORAGE_S3_* overrides applied). jobs bounds the requests
+// in flight. It checks, with one listing, that the bucket exists and the credentials
+// may list it, so that a run fails before it deletes anything.
+func New(ctx context.Context, params map[string]any, jobs int) (*Backend, error) {
+	p, err := ParseParams(params)
+	if err != nil {
+		return nil, err
+	}
+	return Open(ctx, p, jobs)
+}
+
+// Open is New with parsed parameters.
+func Open(ctx context.Context, p Params, jobs int) (*Backend, error) {
+	jobs = max(jobs, 1)
+	endpoint, err := p.Endpoint()
+	if err != nil {
+		return nil, err
+	}
+	httpClient := awshttp.NewBuildableClient().WithTransportOptions(func(t *http.Transport) {
+		// Keep a connection per request in flight instead of reconnecting.
+		t.MaxIdleConns = 2*jobs + 16
+		t.MaxIdleConnsPerHost = 2*jobs + 16
+		if p.SkipVerify {
+			t.TLSClientConfig = &tls.Config{InsecureSkipVerify: true}
+		}
+	})
+	opts := []func(*config.LoadOptions) error{
+		config.WithRegion(p.SigningRegion()),
+		config.WithHTTPClient(httpClient),
+		config.WithRetryer(func() aws.Retryer {
+			return retry.NewStandard(func(o *retry.StandardOptions) {
+				o.MaxAttempts = maxAttempts
+				o.MaxBackoff = 20 * time.Second
+				// The default retry quota gives up on a whole client after a burst of
+				// failures; a batch job would rather wait out the throttling.
+				o.RateLimiter = ratelimit.None
+			})
+		}),
+	}
+	if p.AccessKey != "" && p.SecretKey != "" {
+		opts = append(opts, config.WithCredentialsProvider(
+			credentials.NewStaticCredentialsProvider(p.AccessKey, p.SecretKey, "")))
+	}
+	if p.UseDualStack {
+		opts = append(opts, config.WithUseDualStackEndpoint(aws.DualStackEndpointStateEnabled))
+	}
+	if p.UseFIPS {
+		opts = append(opts, config.WithUseFIPSEndpoint(aws.FIPSEndpointStateEnabled))
+	}
+	cfg, err := config.LoadDefaultConfig(ctx, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("s3 storage: AWS configuration: %w", err)
+	}
+	counter := &requestCounter{n: map[string]int64{}}
+	client := s3.NewFromConfig(cfg, func(o *s3.Options) {
+		if endpoint != "" {
+			o.BaseEndpoint = aws.String(endpoint)
+		}
+		o.UsePathStyle = p.ForcePathStyle
+		o.UseAccelerate = p.Accelerate
+		// Checksums only where S3 demands them (DeleteObjects): fewer surprises with
+		// S3-compatible servers, and nothing is uploaded.
+		o.RequestChecksumCalculation = aws.RequestChecksumCalculationWhenRequired
+		o.ResponseChecksumValidation = aws.ResponseChecksumValidationWhenRequired
+		o.APIOptions = append(o.APIOptions, counter.install, awsmiddleware.AddUserAgentKey("clean-registry"))
+		if p.UserAgent != "" {
+			o.APIOptions = append(o.APIOptions, awsmiddleware.AddUserAgentKey(p.UserAgent))
+		}
+	})
+	b := &Backend{
+		client:   client,
+		bucket:   p.Bucket,
+		prefix:   p.Prefix(),
+		jobs:     jobs,
+		sem:      make(chan struct{}, jobs),
+		requests: counter,
+	}
+	if err := b.check(ctx, p); err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
+// check lists one key of the root: it proves the endpoint answers, the bucket exists
+// and the credentials may list it, with the server's own error code otherwise.
+func (b *Backend) check(ctx context.Context, p Params) error {
+	where := b.String()
+	if p.RegionEndpoint != "" {
+		where += " at " + p.RegionEndpoint
+	}
+	_, err := b.client.ListObjectsV2(ctx, &s3.ListObjectsV2Input{
+		Bucket:  aws.String(b.bucket),
+		Prefix:  aws.String(dirPrefix(b.prefix, "")),
+		MaxKeys: aws.Int32(1),
+	}, func(o *s3.Options) {
+		// A wrong endpoint or a missing credential should fail in seconds, not after
+		// the patient retries meant for a long run.
+		o.Retryer = retry.AddWithMaxAttempts(o.Retryer, 2)
+	})
+	if err == nil {
+		return nil
+	}
+	var ae smithy.APIError
+	if errors.As(err, &ae) {
+		switch ae.ErrorCode() {
+		case "NoSuchBucket":
+			return fmt.Errorf("s3 storage %s: the bucket %q does not exist: %w", where, b.bucket, err)
+		case "AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "InvalidToken",
+			"ExpiredToken", "InvalidClientTokenId", "AuthorizationHeaderMalformed",
+			"XAdminUserNotFound": // versitygw's word for an unknown access key
+			return fmt.Errorf("s3 storage %s: the credentials may not list the bucket (check accesskey/secretkey, or the AWS credential chain when they are absent, and region): %w", where, err)
+		}
+	}
+	var re *awshttp.ResponseError
+	if errors.As(err, &re) && re.HTTPStatusCode() == http.StatusForbidden {
+		return fmt.Errorf("s3 storage %s: access refused (check accesskey/secretkey, or the AWS credential chain when they are absent): %w", where, err)
+	}
+	if strings.Contains(err.Error(), "retrieve credentials") {
+		return fmt.Errorf("s3 storage %s: no credentials: the configuration has no accesskey/secretkey and the AWS default credential chain found none: %w", where, err)
+	}
+	return fmt.Errorf("s3 storage %s: cannot list the bucket: %w", where, err)
+}
+
+func (b *Backend) String() string {
+	if b.prefix == "" {
+		return "s3://" + b.bucket
+	}
+	return "s3://" + b.bucket + "/" + b.prefix
+}
+
+// Requests counts the HTTP requests sent, retries included, by operation.
+func (b *Backend) Requests() map[string]int64 { return b.requests.snapshot() }
+
+func (b *Backend) acquire(ctx context.Context) error {
+	select {
+	case b.sem <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (b *Backend) release() { <-b.sem }
+
+func (b *Backend) key(p string) (string, error) {
+	if !iofs.ValidPath(p) || p == "." {
+		return "", fmt.Errorf("invalid storage path %q", p)
+	}
+	return keyOf(b.prefix, p), nil
+}
+
+// ReadFile reads an object. Object stores have no symbolic links.
+func (b *Backend) ReadFile(ctx context.Context, p string) ([]byte, error) {
+	key, err := b.key(p)
+	if err != nil {
+		return nil, err
+	}
+	// The SDK retries the request; a body cut off mid-read is retried here.
+	var lastErr error
+	for attempt := 0; attempt < 3; attempt++ {
+		data, err := b.get(ctx, key)
+		if err == nil {
+			return data, nil
+		}
+		if isNotFound(err) {
+			return nil, fmt.Errorf("%s: %w", p, storage.ErrNotExist)
+		}
+		var re *bodyError
+		if !errors.As(err, &re) || ctx.Err() != nil {
+			return nil, fmt.Errorf("reading %s: %w", p, err)
+		}
+		lastErr = err
+	}
+	return nil, fmt.Errorf("reading %s: %w", p, lastErr)
+}
+
+type bodyError struct{ err error }
+
+func (e *bodyError) Error() string { return e.err.Error() }
+func (e *bodyError) Unwrap() error { return e.err }
+
+func (b *Backend) get(ctx context.Context, key string) ([]byte, error) {
+	if err := b.acquire(ctx); err != nil {
+		return nil, err
+	}
+	defer b.release()
+	out, err := b.client.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(b.bucket), Key: aws.String(key)})
+	if err != nil {
+		return nil, err
+	}
+	defer out.Body.Close()
+	var buf bytes.Buffer
+	if out.ContentLength != nil && *out.ContentLength > 0 {
+		buf.Grow(int(*out.ContentLength))
+	}
+	if _, err := io.Copy(&buf, out.Body); err != nil {
+		return nil, &bodyError{err}
+	}
+	return buf.Bytes(), nil
+}
+
+// Stat asks for one object's size, time and ETag (HeadObject).
+func (b *Backend) Stat(ctx context.Context, p string) (storage.File, error) {
+	key, err := b.key(p)
+	if err != nil {
+		return storage.File{}, err
+	}
+	if err := b.acquire(ctx); err != nil {
+		return storage.File{}, err
+	}
+	out, err := b.client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(b.bucket), Key: aws.String(key)})
+	b.release()
+	if err != nil {
+		if isNotFound(err) {
+			return storage.File{}, fmt.Errorf("%s: %w", p, storage.ErrNotExist)
+		}
+		return storage.File{}, fmt.Errorf("stat %s: %w", p, err)
+	}
+	return storage.File{
+		Path:    p,
+		Size:    aws.ToInt64(out.ContentLength),
+		ModTime: aws.ToTime(out.LastModified),
+		ETag:    unquote(aws.ToString(out.ETag)),
+	}, nil
+}
+
+// DirExists lists at most one key below dir.
+func (b *Backend) DirExists(ctx context.Context, dir string) (bool, error) {
+	if err := b.acquire(ctx); err != nil {
+		return false, err
+	}
+	defer b.release()
+	out, err := b.client.ListObjectsV2(ctx, &s3.ListObjectsV2Input{
+		Bucket:  aws.String(b.bucket),
+		Prefix:  aws.String(dirPrefix(b.prefix, dir)),
+		MaxKeys: aws.Int32(1),
+	})
+	if err != nil {
+		return false, fmt.Errorf("listing %s: %w", dir, err)
+	}
+	return len(out.Contents) > 0, nil
+}
+
+// PruneDirs does nothing: an object store has no directories, only keys.
+func (b *Backend) PruneDirs(ctx context.Context, dirs []string) error { return nil }
+
+// Delete removes every key of the units in DeleteObjects batches, sent concurrently.
+// Units whose files are not known are listed first. Keys already gone count as
+// deleted: S3 reports success for them.
+func (b *Backend) Delete(ctx context.Context, units []storage.Unit) error {
+	var keys, unknown []string
+	for _, u := range units {
+		dir := strings.TrimSuffix(u.Dir, "/")
+		if dir == "" || dir == "." {
+			return fmt.Errorf("refusing to delete the storage root")
+		}
+		if _, err := b.key(dir); err != nil {
+			return err
+		}
+		if len(u.Files) == 0 {
+			unknown = append(unknown, dirPrefix(b.prefix, dir))
+			continue
+		}
+		for _, f := range u.Files {
+			k, err := b.key(dir + "/" + f)
+			if err != nil {
+				return fmt.Errorf("invalid file %q in %s", f, u.Dir)
+			}
+			keys = append(keys, k)
+		}
+	}
+	if len(unknown) > 0 {
+		var mu sync.Mutex
+		g, gctx := errgroup.WithContext(ctx)
+		g.SetLimit(b.jobs)
+		for _, prefix := range unknown {
+			g.Go(func() error {
+				return b.listFlat(gctx, prefix, func(o types.Object) error {
+					mu.Lock()
+					keys = append(keys, aws.ToString(o.Key))
+					mu.Unlock()
+					return nil
+				})
+			})
+		}
+		if err := g.Wait(); err != nil {
+			return err
+		}
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(b.jobs)
+	size := batchSize(len(keys), b.jobs)
+	for start := 0; start < len(keys); start += size {
+		batch := keys[start:min(start+size, len(keys))]
+		g.Go(func() error { return b.deleteBatch(gctx, batch) })
+	}
+	return g.Wait()
+}
+
+// minDeleteBatch keeps batches large enough that requests stay few.
+const minDeleteBatch = 100
+
+// batchSize spreads n keys over the jobs when there are fewer than a full batch per
+// job: a server deletes the keys of one request one after another, so a single
+// 1,000-key request leaves the other jobs idle.
+func batchSize(n, jobs int) int {
+	return min(maxDeleteKeys, max(minDeleteBatch, (n+jobs-1)/max(jobs, 1)))
+}
+
+// deleteBatch sends one DeleteObjects request in quiet mode (only failures come back)
+// and resends the keys that failed with a transient per-key error.
+func (b *Backend) deleteBatch(ctx context.Context, keys []string) error {
+	backoff := 200 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		objs := make([]types.ObjectIdentifier, len(keys))
+		for i, k := range keys {
+			objs[i] = types.ObjectIdentifier{Key: aws.String(k)}
+		}
+		if err := b.acquire(ctx); err != nil {
+			return err
+		}
+		out, err := b.client.DeleteObjects(ctx, &s3.DeleteObjectsInput{
+			Bucket: aws.String(b.bucket),
+			Delete: &types.Delete{Objects: objs, Quiet: aws.Bool(true)},
+		})
+		b.release()
+		if err != nil {
+			return fmt.Errorf("deleting %d objects: %w", len(keys), err)
+		}
+		var retryKeys []string
+		var failures []string
+		for _, e := range out.Errors {
+			code := aws.ToString(e.Code)
+			switch {
+			case code == "NoSuchKey":
+			case transientDeleteCodes[code]:
+				retryKeys = append(retryKeys, aws.ToString(e.Key))
+			default:
+				failures = append(failures, fmt.Sprintf("%s: %s %s", aws.ToString(e.Key), code, aws.ToString(e.Message)))
+			}
+		}
+		if len(failures) > 0 {
+			sort.Strings(failures)
+			return fmt.Errorf("deleting %d objects: %d failed, first: %s", len(keys), len(failures), failures[0])
+		}
+		if len(retryKeys) == 0 {
+			return nil
+		}
+		if attempt == maxAttempts {
+			return fmt.Errorf("deleting %d objects: %d still failing after %d attempts, e.g. %s", len(keys), len(retryKeys), attempt, retryKeys[0])
+		}
+		keys = retryKeys
+		select {
+		case <-time.After(backoff):
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		backoff = min(2*backoff, 20*time.Second)
+	}
+}
+
+// transientDeleteCodes are per-key DeleteObjects errors worth another try.
+var transientDeleteCodes = map[string]bool{
+	"SlowDown": true, "InternalError": true, "ServiceUnavailable": true,
+	"RequestTimeout": true, "OperationAborted": true,
+}
+
+func isNotFound(err error) bool {
+	var nsk *types.NoSuchKey
+	var nf *types.NotFound
+	if errors.As(err, &nsk) || errors.As(err, &nf) {
+		return true
+	}
+	var ae smithy.APIError
+	return errors.As(err, &ae) && (ae.ErrorCode() == "NoSuchKey" || ae.ErrorCode() == "NotFound")
+}
+
+func unquote(etag string) string { return strings.Trim(etag, `"`) }
+
+// requestCounter counts every attempt of every operation: it sits after the retry
+// middleware, so a retried request counts as many times as it went out.
+type requestCounter struct {
+	mu sync.Mutex
+	n  map[string]int64
+}
+
+func (c *requestCounter) install(stack *middleware.Stack) error {
+	return stack.Finalize.Add(middleware.FinalizeMiddlewareFunc("CleanRegistryRequestCounter",
+		func(ctx context.Context, in middleware.FinalizeInput, next middleware.FinalizeHandler) (middleware.FinalizeOutput, middleware.Metadata, error) {
+			op := awsmiddleware.GetOperationName(ctx)
+			c.mu.Lock()
+			c.n[op]++
+			c.mu.Unlock()
+			return next.HandleFinalize(ctx, in)
+		}), middleware.After)
+}
+
+func (c *requestCounter) snapshot() map[string]int64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make(map[string]int64, len(c.n))
+	for k, v := range c.n {
+		out[k] = v
+	}
+	return out
+}
