@@ -98,3 +98,18 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+func BenchmarkParse(b *testing.B) {
+	var layers []string
+	for i := 0; i < 8; i++ {
+		layers = append(layers, `{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","size":12345678,"digest":"`+h2+`"}`)
+	}
+	doc := []byte(`{"schemaVersion":2,"mediaType":"` + MediaTypeOCIManifest + `","config":{"mediaType":"application/vnd.oci.image.config.v1+json","size":1234,"digest":"` +
+		h1 + `"},"layers":[` + strings.Join(layers, ",") + `],"annotations":{"org.opencontainers.image.created":"2026-01-01T00:00:00Z"}}`)
+	b.SetBytes(int64(len(doc)))
+	for b.Loop() {
+		if _, err := Parse(doc); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
