@@ -75,12 +75,16 @@ func Run(ctx context.Context, b storage.Backend, opts Options) (*report.Report, 
 	}
 
 	rep := report.New(inv, p, opts.DryRun)
+	// From here on the plan is all that is needed: let the inventory's maps go before
+	// the deletions, which allocate paths by the hundred thousand.
+	storageName := inv.Storage
+	inv = nil
 	logLines := func(ds []plan.Deletion) {
 		if opts.Log == nil {
 			return
 		}
 		for _, d := range ds {
-			fmt.Fprintln(opts.Log, report.Line(inv.Storage, d, opts.DryRun))
+			fmt.Fprintln(opts.Log, report.Line(storageName, d, opts.DryRun))
 		}
 	}
 	if opts.DryRun {
