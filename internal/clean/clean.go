@@ -91,25 +91,20 @@ func Run(ctx context.Context, b storage.Backend, opts Options) (*report.Report, 
 		logLines(p.Deletions)
 		rep.Completed = true
 	} else {
-		res, err := execute.Run(ctx, b, p, execute.Options{Jobs: jobs, PhaseDone: logLines})
+		var res execute.Result
+		res, err = execute.Run(ctx, b, p, execute.Options{Jobs: jobs, PhaseDone: logLines})
 		rep.Applied = res.Done
 		if err != nil {
 			rep.Error = err.Error()
 		} else {
 			rep.Completed = true
 		}
-		finish(rep, b, started)
-		return rep, err
 	}
-	finish(rep, b, started)
-	return rep, nil
-}
-
-func finish(rep *report.Report, b storage.Backend, started time.Time) {
 	if rc, ok := b.(storage.RequestCounter); ok {
 		rep.Requests = rc.Requests()
 	}
 	rep.Seconds = time.Since(started).Seconds()
+	return rep, err
 }
 
 // refsOf lists what a plan deletes whose size (blobs) or, with a grace period, time
