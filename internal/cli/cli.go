@@ -165,14 +165,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if !o.graceSet && target.quiesced {
 		grace = 0
 	}
-	return runClean(ctx, target.backend, clean.Options{
-		Select:    selectors,
-		Remove:    o.remove,
-		DryRun:    o.dryRun,
-		Grace:     grace,
-		UploadAge: o.uploadAge,
-		Jobs:      o.jobs,
-	}, o, stdout, stderr)
+	return runClean(ctx, target.backend, o.cleanOptions(selectors, grace), o, stdout, stderr)
+}
+
+// cleanOptions are the options of one run, from the command line's.
+func (o options) cleanOptions(selectors []clean.Selector, grace time.Duration) clean.Options {
+	return clean.Options{Select: selectors, Remove: o.remove, DryRun: o.dryRun, Grace: grace, UploadAge: o.uploadAge, Jobs: o.jobs}
 }
 
 // target is the storage to clean, and whether the registry is known not to write.

@@ -41,7 +41,7 @@ func runDocker(ctx context.Context, target string, selectors []clean.Selector, o
 		fmt.Fprintf(stderr, "ERROR: %v\n", err)
 		return ExitError
 	}
-	opts := clean.Options{Select: selectors, Remove: o.remove, DryRun: o.dryRun, Grace: o.grace, UploadAge: o.uploadAge, Jobs: o.jobs}
+	opts := o.cleanOptions(selectors, o.grace)
 	if o.dryRun {
 		// Nothing to quiesce; plan with the grace period a real run would use.
 		if !o.graceSet && reg.Elsewhere == 0 {
