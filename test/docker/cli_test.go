@@ -14,11 +14,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/events"
 	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/api/types/mount"
-	"github.com/docker/docker/pkg/stdcopy"
+
+	"github.com/clean-registry/clean-registry/test/harness"
 )
 
 var (
@@ -41,10 +41,7 @@ func cliBinary(t *testing.T) string {
 			return
 		}
 		cliPath = filepath.Join(dir, "clean-registry")
-		cmd := exec.Command("go", "build", "-o", cliPath, "../../cmd/clean-registry")
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			cliErr = fmt.Errorf("building clean-registry: %v\n%s", err, out)
+		if cliErr = buildStatic("../../cmd/clean-registry", cliPath); cliErr != nil {
 			return
 		}
 		out, _ := exec.Command(cliPath, "--help").CombinedOutput()
@@ -54,7 +51,7 @@ func cliBinary(t *testing.T) string {
 		t.Fatal(cliErr)
 	}
 	if !strings.Contains(cliHelp, "--stop") {
-		unavailable(t, "the clean-registry command line does not offer the Docker target mode yet (no --stop in --help)")
+		harness.Unavailable(t, "the clean-registry command line does not offer the Docker target mode yet (no --stop in --help)")
 	}
 	return cliPath
 }
@@ -140,12 +137,8 @@ func TestCLITargets(t *testing.T) {
 				t.Fatalf("after the run: %s", st)
 			}
 			addr = addrOf(t, id)
-			waitAnswers(t, addr)
 			f.verifyKept(t, addr)
-			d := push(t, addr, "app:v2", imageWithLayer(t, f.untaggedLayer))
-			if err := pullImage(addr, "app:v2", d); err != nil {
-				t.Fatalf("an image holding a layer deleted earlier is broken: %v", err)
-			}
+			f.verifyRepushed(t, addr)
 		})
 	}
 
@@ -158,7 +151,6 @@ func TestCLITargets(t *testing.T) {
 			t.Fatalf("exit %d, engine events %v: want stop and start\n%s", code, actions, out)
 		}
 		addr = addrOf(t, id)
-		waitAnswers(t, addr)
 		f.verifyKept(t, addr)
 	})
 
@@ -166,19 +158,19 @@ func TestCLITargets(t *testing.T) {
 		img := cliImage(t)
 		f := fill(t, addr)
 		since := time.Now()
-		code, out := runContainer(t, img, []mount.Mount{
+		var out bytes.Buffer
+		code := runContainer(t, img, []mount.Mount{
 			{Type: mount.TypeBind, Source: engineSocket(t), Target: "/var/run/docker.sock"},
 			{Type: mount.TypeVolume, Source: vol, Target: "/var/lib/registry"},
-		}, name)
+		}, &out, &out, name)
 		actions := containerActions(t, id, since, time.Now())
 		if code != 0 || !contains(actions, "pause") {
-			t.Fatalf("dockerized: exit %d, engine events %v\n%s", code, actions, out)
+			t.Fatalf("dockerized: exit %d, engine events %v\n%s", code, actions, out.String())
 		}
 		if st, _ := state(t, id); st != "running" {
 			t.Fatalf("after the run: %s", st)
 		}
 		addr = addrOf(t, id)
-		waitAnswers(t, addr)
 		f.verifyKept(t, addr)
 	})
 }
@@ -187,20 +179,12 @@ func TestCLITargets(t *testing.T) {
 // registry paused: it exits with status 1 and leaves the registry running.
 func TestCLISIGTERM(t *testing.T) {
 	bin := cliBinary(t)
-	dir := t.TempDir()
-	name := uniqueName("cliterm")
-	id, addr := startRegistry(t, registrySpec{name: name, publish: true,
-		mounts: []mount.Mount{{Type: mount.TypeBind, Source: dir, Target: "/var/lib/registry"}}})
+	name, id, addr, dir := startBindRegistry(t, "cliterm")
 	f := fill(t, addr)
 	// Many untagged revisions whose manifests are missing make the run last.
-	bulk := filepath.Join(dir, "docker/registry/v2/repositories/bulk/_manifests/revisions/sha256")
 	for i := range 1000 {
-		hex := fmt.Sprintf("%064x", i+1)
-		p := filepath.Join(bulk, hex)
-		if err := os.MkdirAll(p, 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(p, "link"), []byte("sha256:"+hex), 0o644); err != nil {
+		d := fmt.Sprintf("sha256:%064x", i+1)
+		if err := harness.WriteLink(dir, harness.RevisionLinkPath("bulk", d), d); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -242,26 +226,21 @@ wait:
 		t.Fatalf("after SIGTERM: %s\n%s", st, out.String())
 	}
 	addr = addrOf(t, id)
-	waitAnswers(t, addr)
 	f.verifyKept(t, addr)
 }
 
-var (
-	cliImageOnce sync.Once
-	cliImageRef  string
-	cliImageErr  error
-)
+var cliImages lazyImage
 
 // cliImage builds the project's Dockerfile from the static binary, the documented
 // way (docs/docker.md).
 func cliImage(t *testing.T) string {
 	t.Helper()
 	bin := cliBinary(t)
-	cliImageOnce.Do(func() {
+	api := engine(t)
+	return cliImages.get(t, "clean-registry", func() (string, error) {
 		dockerfile, err := os.ReadFile("../../Dockerfile")
 		if err != nil {
-			cliImageErr = err
-			return
+			return "", err
 		}
 		files := map[string]fileEntry{
 			"Dockerfile":     {data: dockerfile},
@@ -272,43 +251,7 @@ func cliImage(t *testing.T) string {
 		} else {
 			files["ca-certificates.crt"] = fileEntry{data: []byte{}}
 		}
-		cliImageRef = "crtest-clean-registry:" + randomHex(4)
-		cliImageErr = buildImage(engine(t), cliImageRef, files)
+		ref := "crtest-clean-registry:" + randomHex(4)
+		return ref, buildImage(api, ref, files)
 	})
-	if cliImageErr != nil {
-		t.Fatalf("clean-registry image: %v", cliImageErr)
-	}
-	return cliImageRef
-}
-
-// runContainer runs an image to completion and returns its exit status and output.
-func runContainer(t *testing.T, img string, mounts []mount.Mount, args ...string) (int, string) {
-	t.Helper()
-	api := engine(t)
-	ctx := context.Background()
-	created, err := api.ContainerCreate(ctx, &container.Config{Image: img, Cmd: args},
-		&container.HostConfig{Mounts: mounts, NetworkMode: "none"}, nil, nil, uniqueName("run"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer api.ContainerRemove(context.Background(), created.ID, container.RemoveOptions{Force: true})
-	waitC, errC := api.ContainerWait(ctx, created.ID, container.WaitConditionNextExit)
-	if err := api.ContainerStart(ctx, created.ID, container.StartOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	var code int
-	select {
-	case r := <-waitC:
-		code = int(r.StatusCode)
-	case err := <-errC:
-		t.Fatal(err)
-	}
-	logs, err := api.ContainerLogs(ctx, created.ID, container.LogsOptions{ShowStdout: true, ShowStderr: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer logs.Close()
-	var out bytes.Buffer
-	stdcopy.StdCopy(&out, &out, logs)
-	return code, out.String()
 }

@@ -2,114 +2,103 @@ package docker_test
 
 import (
 	"context"
-	"fmt"
+	"crypto/rand"
+	"encoding/binary"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
-	"github.com/docker/docker/api/types/mount"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/empty"
-	"github.com/google/go-containerregistry/pkg/v1/mutate"
-	"github.com/google/go-containerregistry/pkg/v1/random"
-	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/clean-registry/clean-registry/internal/runtime/docker"
+	"github.com/clean-registry/clean-registry/test/harness"
 )
 
-func randomImage(t *testing.T) v1.Image {
-	t.Helper()
-	img, err := random.Image(2048, 2)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return img
-}
-
-// imageWithLayer is a new image holding an existing layer plus a fresh one.
-func imageWithLayer(t *testing.T, l v1.Layer) v1.Image {
-	t.Helper()
-	fresh, err := random.Layer(1024, types.DockerLayer)
-	if err != nil {
-		t.Fatal(err)
-	}
-	img, err := mutate.AppendLayers(empty.Image, l, fresh)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return img
-}
-
-func firstLayer(t *testing.T, img v1.Image) (v1.Layer, v1.Hash) {
-	t.Helper()
-	ls, err := img.Layers()
-	if err != nil {
-		t.Fatal(err)
-	}
-	d, err := ls[0].Digest()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return ls[0], d
-}
-
-func blobPath(root string, d v1.Hash) string {
-	return filepath.Join(root, "docker/registry/v2/blobs", d.Algorithm, d.Hex[:2], d.Hex, "data")
-}
-
-// addrOf is where the registry's port is published now (a restart may move it).
-func addrOf(t *testing.T, id string) string {
-	t.Helper()
-	ins, err := engine(t).ContainerInspect(context.Background(), id)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b := ins.NetworkSettings.Ports["5000/tcp"]
-	if len(b) == 0 {
-		t.Fatalf("%s: port 5000 not published", ins.Name)
-	}
-	return "127.0.0.1:" + b[0].HostPort
+// newSeed is a fresh seed for harness images: every fill of a registry (several may
+// share one storage) gets layers of its own.
+func newSeed() uint64 {
+	var b [8]byte
+	rand.Read(b[:])
+	return binary.LittleEndian.Uint64(b[:])
 }
 
 // filled is a registry holding an overwritten tag (one untagged image whose layers
 // only it uses), a multi-arch index and a plain tagged image.
 type filled struct {
-	untagged                v1.Image
-	current, keep           v1.Hash
-	index                   v1.Hash
-	untaggedLayer           v1.Layer
-	untaggedLayerDigest     v1.Hash
-	untaggedManifestDigests v1.Hash
+	seed                uint64
+	untaggedManifest    string
+	current, keep       string
+	index               string
+	untaggedLayer       v1.Layer
+	untaggedLayerDigest string
 }
 
 func fill(t *testing.T, addr string) filled {
 	t.Helper()
-	var f filled
-	f.untagged = randomImage(t)
-	f.untaggedManifestDigests = push(t, addr, "app:v1", f.untagged)
-	f.current = push(t, addr, "app:v1", randomImage(t)) // overwrites the tag
-	idx, err := random.Index(1024, 1, 2)
+	s := harness.NewSession(t, addr)
+	f := filled{seed: newSeed()}
+	image := func(purpose string) v1.Image {
+		return harness.Image(harness.Derive(f.seed, purpose, 0), 2, harness.Docker)
+	}
+	untagged := image("untagged")
+	f.untaggedManifest = s.PushImage("app:v1", untagged)
+	f.current = s.PushImage("app:v1", image("current")) // overwrites the tag
+	f.index = s.PushIndex("multi:latest", harness.Index(harness.Derive(f.seed, "index", 0), 2, 1, harness.OCI))
+	f.keep = s.PushImage("tools/keep:1", image("keep"))
+	layers, err := untagged.Layers()
 	if err != nil {
 		t.Fatal(err)
 	}
-	f.index = pushIndex(t, addr, "multi:latest", idx)
-	f.keep = push(t, addr, "tools/keep:1", randomImage(t))
-	f.untaggedLayer, f.untaggedLayerDigest = firstLayer(t, f.untagged)
+	f.untaggedLayer, f.untaggedLayerDigest = layers[0], harness.BlobsOf(untagged)[1]
 	return f
 }
 
 // verifyKept pulls every kept image with its digests verified.
 func (f filled) verifyKept(t *testing.T, addr string) {
 	t.Helper()
-	if err := pullImage(addr, "app:v1", f.current); err != nil {
-		t.Errorf("app:v1 after cleaning: %v", err)
+	for _, kept := range []struct{ ref, digest string }{
+		{"app:v1", f.current}, {"multi:latest", f.index}, {"tools/keep:1", f.keep},
+	} {
+		if err := pull(addr, kept.ref, kept.digest); err != nil {
+			t.Errorf("%s after cleaning: %v", kept.ref, err)
+		}
 	}
-	if err := pullIndex(addr, "multi:latest", f.index); err != nil {
-		t.Errorf("multi:latest after cleaning: %v", err)
+}
+
+// verifyLayerDeleted fails the test while the untagged image's layer is still stored
+// below root.
+func (f filled) verifyLayerDeleted(t *testing.T, root string) {
+	t.Helper()
+	if _, err := os.Stat(filepath.Join(root, harness.BlobDataPath(f.untaggedLayerDigest))); !os.IsNotExist(err) {
+		t.Fatalf("the untagged image's layer was not deleted: %v", err)
 	}
-	if err := pullImage(addr, "tools/keep:1", f.keep); err != nil {
-		t.Errorf("tools/keep:1 after cleaning: %v", err)
+}
+
+// repushDeleted pushes app:v2, a new image holding the untagged image's deleted
+// layer, through pushTo and pulls it through every pullFrom (pushTo when none). A
+// registry whose blob cache still claims the layer skips its upload: the pull fails.
+func (f filled) repushDeleted(t *testing.T, pushTo string, pullFrom ...string) error {
+	t.Helper()
+	again := harness.ImageWithLayers(harness.Derive(f.seed, "again", 0), harness.Docker,
+		f.untaggedLayer, harness.Layer(harness.Derive(f.seed, "again-fresh", 0), harness.Docker))
+	d := harness.NewSession(t, pushTo).PushImage("app:v2", again)
+	if len(pullFrom) == 0 {
+		pullFrom = []string{pushTo}
+	}
+	for _, addr := range pullFrom {
+		if err := pull(addr, "app:v2", d); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// verifyRepushed is repushDeleted for a registry that must store the layer again.
+func (f filled) verifyRepushed(t *testing.T, pushTo string, pullFrom ...string) {
+	t.Helper()
+	if err := f.repushDeleted(t, pushTo, pullFrom...); err != nil {
+		t.Fatalf("an image holding a layer deleted earlier is broken: %v", err)
 	}
 }
 
@@ -119,18 +108,12 @@ func (f filled) verifyKept(t *testing.T, addr string) {
 // tagged image, and a later push of a deleted layer stores it again.
 func TestContainerBindMount(t *testing.T) {
 	ctx := context.Background()
-	dir := t.TempDir()
-	name := uniqueName("bind")
-	id, addr := startRegistry(t, registrySpec{name: name, publish: true,
-		mounts: []mount.Mount{{Type: mount.TypeBind, Source: dir, Target: "/var/lib/registry"}}})
+	name, id, addr, dir := startBindRegistry(t, "bind")
 	f := fill(t, addr)
 
 	c := runtimeClient(t)
-	reg, err := c.Resolve(ctx, name, options(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if reg.Kind != docker.KindContainer || !strings.HasPrefix(reg.Version, registryVersion) ||
+	reg := resolve(t, c, name, options(t))
+	if reg.Kind != docker.KindContainer || !strings.HasPrefix(reg.Version, harness.RegistryVersion) ||
 		reg.Storage.Driver != "filesystem" || reg.Storage.Root != dir || reg.Storage.ContainerRoot != "/var/lib/registry" {
 		t.Fatalf("resolved %+v, storage %+v", reg, reg.Storage)
 	}
@@ -139,35 +122,17 @@ func TestContainerBindMount(t *testing.T) {
 	}
 	_, started := state(t, id)
 
-	err = c.WithQuiesced(ctx, reg, options(t), cleanRun(t, reg, func(ctx context.Context, quiesced bool) error {
-		if st, _ := state(t, id); st != "paused" || !quiesced {
-			return fmt.Errorf("during the run: state %s, quiesced %v", st, quiesced)
-		}
-		return nil
-	}))
-	if err != nil {
+	if err := c.WithQuiesced(ctx, reg, options(t), cleanRun(t, reg, statesDuring(t, "paused", id))); err != nil {
 		t.Fatal(err)
 	}
-	st, restarted := state(t, id)
-	if st != "running" || restarted == started {
-		t.Fatalf("after the run: state %s, restarted %v (want running, restarted)", st, restarted != started)
-	}
-	if _, err := os.Stat(blobPath(dir, f.untaggedLayerDigest)); !os.IsNotExist(err) {
-		t.Fatalf("the untagged image's layer was not deleted: %v", err)
-	}
+	wantRestored(t, id, started, true)
+	f.verifyLayerDeleted(t, dir)
 	addr = addrOf(t, id)
-	waitAnswers(t, addr)
-	if manifestExists(t, addr, "app", f.untaggedManifestDigests) {
-		t.Error("the untagged manifest is still served")
-	}
+	harness.NewSession(t, addr).Gone("app@" + f.untaggedManifest)
 	f.verifyKept(t, addr)
 
 	// The stale-cache case: a push of the deleted layer must upload it again.
-	again := imageWithLayer(t, f.untaggedLayer)
-	d := push(t, addr, "app:v2", again)
-	if err := pullImage(addr, "app:v2", d); err != nil {
-		t.Fatalf("an image holding a layer deleted earlier is broken: %v", err)
-	}
+	f.verifyRepushed(t, addr)
 }
 
 // TestStaleCacheWithoutRestart is the control of the stale-cache case: with
@@ -176,32 +141,20 @@ func TestContainerBindMount(t *testing.T) {
 // 1803, 3743). It proves the test above would see the defect.
 func TestStaleCacheWithoutRestart(t *testing.T) {
 	ctx := context.Background()
-	dir := t.TempDir()
-	name := uniqueName("norestart")
-	id, addr := startRegistry(t, registrySpec{name: name, publish: true,
-		mounts: []mount.Mount{{Type: mount.TypeBind, Source: dir, Target: "/var/lib/registry"}}})
+	name, id, addr, dir := startBindRegistry(t, "norestart")
 	f := fill(t, addr)
 	c := runtimeClient(t)
 	opts := options(t)
 	opts.NoRestart = true
-	reg, err := c.Resolve(ctx, name, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
+	reg := resolve(t, c, name, opts)
 	_, started := state(t, id)
 	if err := c.WithQuiesced(ctx, reg, opts, cleanRun(t, reg, nil)); err != nil {
 		t.Fatal(err)
 	}
-	if st, s := state(t, id); st != "running" || s != started {
-		t.Fatalf("--no-restart: state %s, restarted %v", st, s != started)
-	}
-	if _, err := os.Stat(blobPath(dir, f.untaggedLayerDigest)); !os.IsNotExist(err) {
-		t.Fatalf("the untagged image's layer was not deleted: %v", err)
-	}
+	wantRestored(t, id, started, false)
+	f.verifyLayerDeleted(t, dir)
 	f.verifyKept(t, addr)
-	again := imageWithLayer(t, f.untaggedLayer)
-	d := push(t, addr, "app:v2", again)
-	if err := pullImage(addr, "app:v2", d); err == nil {
+	if err := f.repushDeleted(t, addr); err == nil {
 		t.Fatal("the registry's stale cache did not show: the restart test proves nothing")
 	} else {
 		t.Logf("as expected without a restart, the image is broken: %v", err)

@@ -2,50 +2,33 @@ package docker_test
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 
-	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/mount"
-	"github.com/docker/docker/pkg/stdcopy"
 )
 
-var (
-	probeOnce sync.Once
-	probeRef  string
-	probeErr  error
-)
+var probeImages lazyImage
 
 // probeImage builds test/docker/probe statically into a FROM-scratch image: the
 // runtime used from inside a container, as a dockerized clean-registry uses it.
 func probeImage(t *testing.T) string {
 	t.Helper()
 	api := engine(t)
-	probeOnce.Do(func() {
+	return probeImages.get(t, "probe", func() (string, error) {
 		bin := filepath.Join(t.TempDir(), "probe")
-		cmd := exec.Command("go", "build", "-o", bin, "./probe")
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			probeErr = err
-			t.Logf("%s", out)
-			return
+		if err := buildStatic("./probe", bin); err != nil {
+			return "", err
 		}
-		probeRef = "crtest-probe:" + randomHex(4)
-		probeErr = buildImage(api, probeRef, map[string]fileEntry{
+		ref := "crtest-probe:" + randomHex(4)
+		return ref, buildImage(api, ref, map[string]fileEntry{
 			"Dockerfile": {data: []byte("FROM scratch\nCOPY probe /probe\nENTRYPOINT [\"/probe\"]\n")},
 			"probe":      {path: bin, mode: 0o755},
 		})
 	})
-	if probeErr != nil {
-		t.Fatalf("probe image: %v", probeErr)
-	}
-	return probeRef
 }
 
 // engineSocket is the engine's unix socket on this host, to mount into a container.
@@ -73,31 +56,9 @@ type probeResult struct {
 // mounts, and returns what it printed.
 func runProbe(t *testing.T, mounts []mount.Mount, args ...string) probeResult {
 	t.Helper()
-	api := engine(t)
-	ctx := context.Background()
 	mounts = append(mounts, mount.Mount{Type: mount.TypeBind, Source: engineSocket(t), Target: "/var/run/docker.sock"})
-	created, err := api.ContainerCreate(ctx, &container.Config{Image: probeImage(t), Cmd: args},
-		&container.HostConfig{Mounts: mounts, NetworkMode: "none"}, nil, nil, uniqueName("probe"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer api.ContainerRemove(context.Background(), created.ID, container.RemoveOptions{Force: true})
-	waitC, errC := api.ContainerWait(ctx, created.ID, container.WaitConditionNextExit)
-	if err := api.ContainerStart(ctx, created.ID, container.StartOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case <-waitC:
-	case err := <-errC:
-		t.Fatal(err)
-	}
-	logs, err := api.ContainerLogs(ctx, created.ID, container.LogsOptions{ShowStdout: true, ShowStderr: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer logs.Close()
 	var stdout, stderr bytes.Buffer
-	stdcopy.StdCopy(&stdout, &stderr, logs)
+	runContainer(t, probeImage(t), mounts, &stdout, &stderr, args...)
 	for _, l := range strings.Split(strings.TrimSpace(stderr.String()), "\n") {
 		if l != "" {
 			t.Logf("probe: %s", l)
@@ -130,7 +91,6 @@ func TestDockerized(t *testing.T) {
 			t.Fatalf("after the run: %s", st)
 		}
 		addr = addrOf(t, id)
-		waitAnswers(t, addr)
 	}
 
 	t.Run("container target", func(t *testing.T) {
@@ -172,7 +132,6 @@ func TestDockerized(t *testing.T) {
 			t.Fatalf("probe saw %+v; want root /host/reg", res)
 		}
 		baddr = addrOf(t, bname)
-		waitAnswers(t, baddr)
 		f.verifyKept(t, baddr)
 	})
 }

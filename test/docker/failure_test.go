@@ -8,8 +8,6 @@ import (
 	"syscall"
 	"testing"
 
-	"github.com/docker/docker/api/types/mount"
-
 	"github.com/clean-registry/clean-registry/internal/runtime/docker"
 )
 
@@ -18,38 +16,23 @@ import (
 // deleted blobs before failing still restarts it.
 func TestFailurePaths(t *testing.T) {
 	ctx := context.Background()
-	dir := t.TempDir()
-	name := uniqueName("fail")
-	id, addr := startRegistry(t, registrySpec{name: name, publish: true,
-		mounts: []mount.Mount{{Type: mount.TypeBind, Source: dir, Target: "/var/lib/registry"}}})
+	name, id, addr, _ := startBindRegistry(t, "fail")
 	f := fill(t, addr)
 	c := runtimeClient(t)
-	reg, err := c.Resolve(ctx, name, options(t))
-	if err != nil {
-		t.Fatal(err)
-	}
+	reg := resolve(t, c, name, options(t))
 	injected := errors.New("injected failure")
-	mustBePaused := func() error {
-		if st, _ := state(t, id); st != "paused" {
-			return fmt.Errorf("during the run: %s", st)
-		}
-		return nil
-	}
+	mustBePaused := statesDuring(t, "paused", id)
 	afterward := func(t *testing.T, started string, wantRestart bool) {
 		t.Helper()
-		st, s := state(t, id)
-		if st != "running" || (s != started) != wantRestart {
-			t.Fatalf("after the run: %s, restarted %v (want running, restarted %v)", st, s != started, wantRestart)
-		}
+		wantRestored(t, id, started, wantRestart)
 		addr = addrOf(t, id)
-		waitAnswers(t, addr)
 	}
 
 	t.Run("error after deleting", func(t *testing.T) {
 		_, started := state(t, id)
 		clean := cleanRun(t, reg, nil)
 		err := c.WithQuiesced(ctx, reg, options(t), func(ctx context.Context, quiesced bool) (docker.Outcome, error) {
-			if err := mustBePaused(); err != nil {
+			if err := mustBePaused(ctx, quiesced); err != nil {
 				return docker.Outcome{}, err
 			}
 			out, err := clean(ctx, quiesced)
@@ -68,7 +51,7 @@ func TestFailurePaths(t *testing.T) {
 	t.Run("SIGTERM", func(t *testing.T) {
 		_, started := state(t, id)
 		err := c.WithQuiesced(ctx, reg, options(t), func(ctx context.Context, quiesced bool) (docker.Outcome, error) {
-			if err := mustBePaused(); err != nil {
+			if err := mustBePaused(ctx, quiesced); err != nil {
 				return docker.Outcome{}, err
 			}
 			syscall.Kill(syscall.Getpid(), syscall.SIGTERM)
@@ -92,7 +75,7 @@ func TestFailurePaths(t *testing.T) {
 				}
 			}()
 			c.WithQuiesced(ctx, reg, options(t), func(ctx context.Context, quiesced bool) (docker.Outcome, error) {
-				if err := mustBePaused(); err != nil {
+				if err := mustBePaused(ctx, quiesced); err != nil {
 					return docker.Outcome{}, err
 				}
 				panic("injected panic")

@@ -29,19 +29,14 @@ import (
 	"github.com/docker/docker/api/types/mount"
 	"github.com/docker/docker/api/types/volume"
 	"github.com/docker/docker/client"
+	"github.com/docker/docker/pkg/stdcopy"
 	"github.com/docker/go-connections/nat"
-	"github.com/google/go-containerregistry/pkg/name"
-	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/remote"
-	"github.com/google/go-containerregistry/pkg/v1/validate"
 
 	"github.com/clean-registry/clean-registry/internal/clean"
 	"github.com/clean-registry/clean-registry/internal/runtime/docker"
 	"github.com/clean-registry/clean-registry/internal/storage/fs"
+	"github.com/clean-registry/clean-registry/test/harness"
 )
-
-// registryVersion is the distribution release the tests build and run.
-const registryVersion = "v3.1.2"
 
 // registryConfig is the image's /etc/distribution/config.yml: the official image's
 // settings, an in-memory blob descriptor cache among them.
@@ -64,9 +59,7 @@ var (
 	engineAPI  *client.Client
 	engineErr  error
 
-	imageOnce sync.Once
-	imageRef  string
-	imageErr  error
+	registryImages lazyImage
 
 	// created lists images to remove when all tests are done.
 	createdMu     sync.Mutex
@@ -105,73 +98,56 @@ func engine(t *testing.T) *client.Client {
 		engineAPI, engineErr = client.NewClientWithOpts(client.FromEnv, client.WithAPIVersionNegotiation())
 	})
 	if engineErr != nil {
-		unavailable(t, "no Docker Engine answers (%v)", engineErr)
+		harness.Unavailable(t, "no Docker Engine answers (%v)", engineErr)
 	}
 	return engineAPI
 }
 
-func unavailable(t *testing.T, format string, args ...any) {
+// lazyImage is an image built once per test binary, by the first test that needs it.
+type lazyImage struct {
+	once sync.Once
+	ref  string
+	err  error
+}
+
+// get builds the image on first use; a failed build fails every test that needs it.
+func (l *lazyImage) get(t *testing.T, what string, build func() (string, error)) string {
 	t.Helper()
-	if os.Getenv("CLEAN_REGISTRY_REQUIRE_ALL") == "1" {
-		t.Fatalf(format+" and CLEAN_REGISTRY_REQUIRE_ALL=1", args...)
+	l.once.Do(func() { l.ref, l.err = build() })
+	if l.err != nil {
+		t.Fatalf("%s image: %v", what, l.err)
 	}
-	t.Skipf(format+"; skipping (set CLEAN_REGISTRY_REQUIRE_ALL=1 to fail instead)", args...)
-}
-
-func cacheDir() string {
-	if d := os.Getenv("CLEAN_REGISTRY_CACHE"); d != "" {
-		return d
-	}
-	home, err := os.UserHomeDir()
-	if err != nil {
-		return filepath.Join(os.TempDir(), "clean-registry-cache")
-	}
-	return filepath.Join(home, ".cache", "clean-registry")
-}
-
-// registryBinary builds distribution's registry statically at the pinned release,
-// once per cache directory.
-func registryBinary() (string, error) {
-	dir := filepath.Join(cacheDir(), "registry-"+registryVersion)
-	bin := filepath.Join(dir, "registry")
-	if _, err := os.Stat(bin); err == nil {
-		return bin, nil
-	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return "", err
-	}
-	cmd := exec.Command("go", "install", "github.com/distribution/distribution/v3/cmd/registry@"+registryVersion)
-	cmd.Dir = os.TempDir() // outside this module: the pinned release's own go.mod rules
-	cmd.Env = append(os.Environ(), "GOBIN="+dir, "CGO_ENABLED=0", "GOFLAGS=")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("building the registry: %v\n%s", err, out)
-	}
-	return bin, nil
+	return l.ref
 }
 
 // registryImage builds the FROM-scratch registry image once per test binary.
 func registryImage(t *testing.T) string {
 	t.Helper()
 	api := engine(t)
-	imageOnce.Do(func() {
-		bin, err := registryBinary()
+	return registryImages.get(t, "registry", func() (string, error) {
+		bin, err := harness.RegistryBinary(context.Background())
 		if err != nil {
-			imageErr = err
-			return
+			return "", err
 		}
-		ref := fmt.Sprintf("crtest-registry:%s-%s", registryVersion, randomHex(4))
-		imageErr = buildImage(api, ref, map[string]fileEntry{
+		ref := fmt.Sprintf("crtest-registry:%s-%s", harness.RegistryVersion, randomHex(4))
+		return ref, buildImage(api, ref, map[string]fileEntry{
 			"Dockerfile": {data: []byte("FROM scratch\nCOPY registry /bin/registry\nCOPY config.yml /etc/distribution/config.yml\n" +
 				"ENV OTEL_TRACES_EXPORTER=none\nENTRYPOINT [\"/bin/registry\"]\nCMD [\"serve\", \"/etc/distribution/config.yml\"]\n")},
 			"config.yml": {data: []byte(registryConfig)},
 			"registry":   {path: bin, mode: 0o755},
 		})
-		imageRef = ref
 	})
-	if imageErr != nil {
-		t.Fatalf("registry image: %v", imageErr)
+}
+
+// buildStatic builds a package of this module into a static binary, one that runs
+// in a FROM-scratch image.
+func buildStatic(pkg, out string) error {
+	cmd := exec.Command("go", "build", "-o", out, pkg)
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if msg, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("building %s: %v\n%s", pkg, err, msg)
 	}
-	return imageRef
+	return nil
 }
 
 type fileEntry struct {
@@ -275,17 +251,35 @@ func startRegistry(t *testing.T, spec registrySpec) (id string, addr string) {
 	if !spec.publish {
 		return created.ID, ""
 	}
-	ins, err := api.ContainerInspect(ctx, created.ID)
+	return created.ID, addrOf(t, created.ID)
+}
+
+// addrOf is where a registry container's port is published now (a restart may move
+// it), once the registry answers there.
+func addrOf(t *testing.T, id string) string {
+	t.Helper()
+	ins, err := engine(t).ContainerInspect(context.Background(), id)
 	if err != nil {
 		t.Fatal(err)
 	}
 	b := ins.NetworkSettings.Ports["5000/tcp"]
 	if len(b) == 0 {
-		t.Fatalf("%s: port 5000 not published", spec.name)
+		t.Fatalf("%s: port 5000 not published", ins.Name)
 	}
-	addr = "127.0.0.1:" + b[0].HostPort
+	addr := "127.0.0.1:" + b[0].HostPort
 	waitAnswers(t, addr)
-	return created.ID, addr
+	return addr
+}
+
+// startBindRegistry runs a published registry keeping its storage in a fresh
+// bind-mounted directory, dir.
+func startBindRegistry(t *testing.T, what string) (name, id, addr, dir string) {
+	t.Helper()
+	dir = t.TempDir()
+	name = uniqueName(what)
+	id, addr = startRegistry(t, registrySpec{name: name, publish: true,
+		mounts: []mount.Mount{{Type: mount.TypeBind, Source: dir, Target: "/var/lib/registry"}}})
+	return name, id, addr, dir
 }
 
 // waitAnswers waits (bounded) until a registry answers /v2/.
@@ -332,83 +326,39 @@ func state(t *testing.T, id string) (status string, started string) {
 	return ins.State.Status, ins.State.StartedAt
 }
 
-func ref(t *testing.T, addr, repoTag string) name.Reference {
-	t.Helper()
-	r, err := name.ParseReference(addr+"/"+repoTag, name.Insecure)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return r
-}
-
-func push(t *testing.T, addr, repoTag string, img v1.Image) v1.Hash {
-	t.Helper()
-	if err := remote.Write(ref(t, addr, repoTag), img); err != nil {
-		t.Fatalf("pushing %s: %v", repoTag, err)
-	}
-	d, err := img.Digest()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return d
-}
-
-func pushIndex(t *testing.T, addr, repoTag string, idx v1.ImageIndex) v1.Hash {
-	t.Helper()
-	if err := remote.WriteIndex(ref(t, addr, repoTag), idx); err != nil {
-		t.Fatalf("pushing index %s: %v", repoTag, err)
-	}
-	d, err := idx.Digest()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return d
-}
-
-// pullImage pulls an image and verifies every digest of it (manifest, config, layers).
-func pullImage(addr, repoTag string, want v1.Hash) error {
-	r, err := name.ParseReference(addr+"/"+repoTag, name.Insecure)
+// pull pulls ref with every digest verified (manifests, configs, layers, index
+// children) and checks that it resolves to want.
+func pull(addr, ref, want string) error {
+	p, err := harness.Pull(context.Background(), addr, ref)
 	if err != nil {
 		return err
 	}
-	img, err := remote.Image(r)
-	if err != nil {
-		return err
+	if p.Digest != want {
+		return fmt.Errorf("%s: digest %s, want %s", ref, p.Digest, want)
 	}
-	if d, err := img.Digest(); err != nil || d != want {
-		return fmt.Errorf("%s: digest %v, want %v (%v)", repoTag, d, want, err)
-	}
-	return validate.Image(img)
+	return nil
 }
 
-func pullIndex(addr, repoTag string, want v1.Hash) error {
-	r, err := name.ParseReference(addr+"/"+repoTag, name.Insecure)
-	if err != nil {
-		return err
+// statesDuring is a check for cleanRun: every container is in state want (paused,
+// exited, or running for a read-only registry) and the run is told it is quiesced.
+func statesDuring(t *testing.T, want string, ids ...string) func(ctx context.Context, quiesced bool) error {
+	return func(ctx context.Context, quiesced bool) error {
+		for _, id := range ids {
+			if st, _ := state(t, id); st != want || !quiesced {
+				return fmt.Errorf("during the run: %s is %s, quiesced %v (want %s, quiesced)", id[:12], st, quiesced, want)
+			}
+		}
+		return nil
 	}
-	idx, err := remote.Index(r)
-	if err != nil {
-		return err
-	}
-	if d, err := idx.Digest(); err != nil || d != want {
-		return fmt.Errorf("%s: digest %v, want %v (%v)", repoTag, d, want, err)
-	}
-	return validate.Index(idx)
 }
 
-// manifestExists asks the registry whether it serves a manifest by digest.
-func manifestExists(t *testing.T, addr, repo string, d v1.Hash) bool {
+// wantRestored fails the test unless the container runs again after a run, restarted
+// (a new start time) exactly when wantRestart.
+func wantRestored(t *testing.T, id, startedBefore string, wantRestart bool) {
 	t.Helper()
-	req, _ := http.NewRequest(http.MethodHead, "http://"+addr+"/v2/"+repo+"/manifests/"+d.String(), nil)
-	req.Header.Set("Accept", strings.Join([]string{
-		"application/vnd.docker.distribution.manifest.v2+json", "application/vnd.oci.image.manifest.v1+json",
-		"application/vnd.oci.image.index.v1+json", "application/vnd.docker.distribution.manifest.list.v2+json"}, ","))
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
+	if st, started := state(t, id); st != "running" || (started != startedBefore) != wantRestart {
+		t.Fatalf("after the run: %s is %s, restarted %v (want running, restarted %v)", id[:12], st, started != startedBefore, wantRestart)
 	}
-	resp.Body.Close()
-	return resp.StatusCode == http.StatusOK
 }
 
 // cleanRun is what the CLI does inside WithQuiesced: clean the storage the runtime
@@ -443,6 +393,48 @@ func runtimeClient(t *testing.T) *docker.Client {
 	}
 	t.Cleanup(func() { c.Close() })
 	return c
+}
+
+// resolve resolves a target with the runtime, or fails the test.
+func resolve(t *testing.T, c *docker.Client, target string, opts docker.Options) *docker.Registry {
+	t.Helper()
+	reg, err := c.Resolve(context.Background(), target, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return reg
+}
+
+// runContainer runs an image to completion with the given mounts and no network, and
+// returns its exit status; its output goes to stdout and stderr.
+func runContainer(t *testing.T, img string, mounts []mount.Mount, stdout, stderr io.Writer, args ...string) int {
+	t.Helper()
+	api := engine(t)
+	ctx := context.Background()
+	created, err := api.ContainerCreate(ctx, &container.Config{Image: img, Cmd: args},
+		&container.HostConfig{Mounts: mounts, NetworkMode: "none"}, nil, nil, uniqueName("run"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer api.ContainerRemove(context.Background(), created.ID, container.RemoveOptions{Force: true})
+	waitC, errC := api.ContainerWait(ctx, created.ID, container.WaitConditionNextExit)
+	if err := api.ContainerStart(ctx, created.ID, container.StartOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	var code int
+	select {
+	case r := <-waitC:
+		code = int(r.StatusCode)
+	case err := <-errC:
+		t.Fatal(err)
+	}
+	logs, err := api.ContainerLogs(ctx, created.ID, container.LogsOptions{ShowStdout: true, ShowStderr: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer logs.Close()
+	stdcopy.StdCopy(stdout, stderr, logs)
+	return code
 }
 
 // logWriter sends the runtime's messages to the test log.

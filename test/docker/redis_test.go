@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"net"
-	"os"
 	"os/exec"
 	"strings"
 	"testing"
@@ -13,6 +12,8 @@ import (
 
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/mount"
+
+	"github.com/clean-registry/clean-registry/test/harness"
 )
 
 func freePort(t *testing.T) int {
@@ -30,7 +31,7 @@ func startRedis(t *testing.T) string {
 	t.Helper()
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {
-		unavailable(t, "redis-server is not installed (Debian package redis-server)")
+		harness.Unavailable(t, "redis-server is not installed (Debian package redis-server)")
 	}
 	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
 	_, port, _ := net.SplitHostPort(addr)
@@ -94,16 +95,13 @@ func TestRedisCache(t *testing.T) {
 	}
 	waitAnswers(t, addr)
 	f := fill(t, addr)
-	key := "blobs::" + f.untaggedLayerDigest.String()
+	key := "blobs::" + f.untaggedLayerDigest
 	if redisCommand(redisAddr, "EXISTS", key) != ":1" {
 		t.Fatalf("the registry did not cache %s in redis", key)
 	}
 
 	c := runtimeClient(t)
-	reg, err := c.Resolve(ctx, name, options(t))
-	if err != nil {
-		t.Fatal(err)
-	}
+	reg := resolve(t, c, name, options(t))
 	if m := reg.Containers[0]; m.Cache != "redis" || m.Redis == nil || len(m.Redis.Addrs) != 1 || m.Redis.Addrs[0] != redisAddr {
 		t.Fatalf("redis cache not seen: %+v", m)
 	}
@@ -111,23 +109,16 @@ func TestRedisCache(t *testing.T) {
 	if err := c.WithQuiesced(ctx, reg, options(t), cleanRun(t, reg, nil)); err != nil {
 		t.Fatal(err)
 	}
-	if st, s := state(t, created.ID); st != "running" || s != started {
-		t.Fatalf("after the run: %s, restarted %v (want running, not restarted)", st, s != started)
-	}
-	if _, err := os.Stat(blobPath(dir, f.untaggedLayerDigest)); !os.IsNotExist(err) {
-		t.Fatalf("the untagged image's layer was not deleted: %v", err)
-	}
-	for _, k := range []string{key, "repository::app::blobs::" + f.untaggedLayerDigest.String()} {
+	wantRestored(t, created.ID, started, false)
+	f.verifyLayerDeleted(t, dir)
+	for _, k := range []string{key, "repository::app::blobs::" + f.untaggedLayerDigest} {
 		if got := redisCommand(redisAddr, "EXISTS", k); got != ":0" {
 			t.Errorf("redis still holds %s (%s)", k, got)
 		}
 	}
-	if got := redisCommand(redisAddr, "SISMEMBER", "repository::app::blobs", f.untaggedLayerDigest.String()); got != ":0" {
+	if got := redisCommand(redisAddr, "SISMEMBER", "repository::app::blobs", f.untaggedLayerDigest); got != ":0" {
 		t.Errorf("redis still lists the deleted layer in repository app (%s)", got)
 	}
 	f.verifyKept(t, addr)
-	d := push(t, addr, "app:v2", imageWithLayer(t, f.untaggedLayer))
-	if err := pullImage(addr, "app:v2", d); err != nil {
-		t.Fatalf("an image holding a layer deleted earlier is broken: %v", err)
-	}
+	f.verifyRepushed(t, addr)
 }

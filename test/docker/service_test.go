@@ -104,8 +104,7 @@ func TestSwarmService(t *testing.T) {
 
 	before := runningTasks(t, created.ID, 2, nil)
 	addr := addrOf(t, before[0])
-	waitAnswers(t, addr)
-	waitAnswers(t, addrOf(t, before[1]))
+	addrOf(t, before[1]) // waits until the second task answers too
 	f := fill(t, addr)
 	c := runtimeClient(t)
 
@@ -118,10 +117,7 @@ func TestSwarmService(t *testing.T) {
 	})
 
 	t.Run("service", func(t *testing.T) {
-		reg, err := c.Resolve(ctx, svcName, options(t))
-		if err != nil {
-			t.Fatal(err)
-		}
+		reg := resolve(t, c, svcName, options(t))
 		if reg.Kind != docker.KindService || len(reg.Containers) != 2 || reg.Elsewhere != 0 {
 			t.Fatalf("resolved %+v", reg)
 		}
@@ -130,33 +126,18 @@ func TestSwarmService(t *testing.T) {
 				t.Fatalf("task container %+v", m)
 			}
 		}
-		err = c.WithQuiesced(ctx, reg, options(t), cleanRun(t, reg, func(ctx context.Context, quiesced bool) error {
-			for _, id := range before {
-				if st, _ := state(t, id); st != "paused" || !quiesced {
-					return fmt.Errorf("during the run: task %s is %s, quiesced %v", id[:12], st, quiesced)
-				}
-			}
-			return nil
-		}))
-		if err != nil {
+		if err := c.WithQuiesced(ctx, reg, options(t), cleanRun(t, reg, statesDuring(t, "paused", before...))); err != nil {
 			t.Fatal(err)
 		}
 		old := map[string]bool{before[0]: true, before[1]: true}
 		after := runningTasks(t, created.ID, 2, old)
 		for _, id := range after {
-			a := addrOf(t, id)
-			waitAnswers(t, a)
-			f.verifyKept(t, a)
+			f.verifyKept(t, addrOf(t, id))
 		}
 		// Each replaced task has a fresh cache: a push of a deleted layer through
-		// one and a pull through the other both find it whole.
+		// one and a pull through each finds it whole.
 		a0, a1 := addrOf(t, after[0]), addrOf(t, after[1])
-		d := push(t, a0, "app:v2", imageWithLayer(t, f.untaggedLayer))
-		for _, a := range []string{a0, a1} {
-			if err := pullImage(a, "app:v2", d); err != nil {
-				t.Fatalf("an image holding a layer deleted earlier is broken: %v", err)
-			}
-		}
+		f.verifyRepushed(t, a0, a0, a1)
 	})
 
 	t.Run("through the binary", func(t *testing.T) {
@@ -174,9 +155,7 @@ func TestSwarmService(t *testing.T) {
 			}
 		}
 		for _, id := range runningTasks(t, created.ID, 2, nil) {
-			a := addrOf(t, id)
-			waitAnswers(t, a)
-			g.verifyKept(t, a)
+			g.verifyKept(t, addrOf(t, id))
 		}
 	})
 
@@ -186,10 +165,7 @@ func TestSwarmService(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		reg, err := c.Resolve(ctx, strings.TrimPrefix(ins.Name, "/"), options(t))
-		if err != nil {
-			t.Fatal(err)
-		}
+		reg := resolve(t, c, strings.TrimPrefix(ins.Name, "/"), options(t))
 		if reg.Kind != docker.KindContainer || len(reg.Containers) != 2 {
 			t.Fatalf("a task container's sibling was not found: %+v", reg.Containers)
 		}

@@ -11,6 +11,7 @@ import (
 	"github.com/docker/docker/api/types/mount"
 
 	"github.com/clean-registry/clean-registry/internal/runtime/docker"
+	"github.com/clean-registry/clean-registry/test/harness"
 )
 
 // TestNamedVolume: two registries serve one named volume (each at its own path, the
@@ -39,10 +40,7 @@ func TestNamedVolume(t *testing.T) {
 	t.Run("volume with --stop", func(t *testing.T) {
 		opts := options(t)
 		opts.Volume, opts.Stop = true, true
-		reg, err := c.Resolve(ctx, vol, opts)
-		if err != nil {
-			t.Fatal(err)
-		}
+		reg := resolve(t, c, vol, opts)
 		if reg.Kind != docker.KindVolume || reg.Storage.Root != wantRoot || len(reg.Containers) != 2 {
 			t.Fatalf("resolved %+v, storage %+v", reg, reg.Storage)
 		}
@@ -51,15 +49,7 @@ func TestNamedVolume(t *testing.T) {
 				t.Fatalf("container %+v not seen as a registry", m)
 			}
 		}
-		err = c.WithQuiesced(ctx, reg, opts, cleanRun(t, reg, func(ctx context.Context, quiesced bool) error {
-			for _, id := range []string{idA, idB} {
-				if st, _ := state(t, id); st != "exited" || !quiesced {
-					return fmt.Errorf("during the run: %s is %s, quiesced %v", id[:12], st, quiesced)
-				}
-			}
-			return nil
-		}))
-		if err != nil {
+		if err := c.WithQuiesced(ctx, reg, opts, cleanRun(t, reg, statesDuring(t, "exited", idA, idB))); err != nil {
 			t.Fatal(err)
 		}
 		for _, id := range []string{idA, idB} {
@@ -67,48 +57,27 @@ func TestNamedVolume(t *testing.T) {
 				t.Fatalf("after the run: %s is %s", id[:12], st)
 			}
 		}
-		if _, err := os.Stat(blobPath(wantRoot, f.untaggedLayerDigest)); !os.IsNotExist(err) {
-			t.Fatalf("the untagged image's layer was not deleted: %v", err)
-		}
+		f.verifyLayerDeleted(t, wantRoot)
 		addr = addrOf(t, idA)
-		waitAnswers(t, addr)
 		f.verifyKept(t, addr)
-		d := push(t, addr, "app:v2", imageWithLayer(t, f.untaggedLayer))
-		if err := pullImage(addr, "app:v2", d); err != nil {
-			t.Fatalf("an image holding a layer deleted earlier is broken: %v", err)
-		}
+		f.verifyRepushed(t, addr)
 	})
 
 	t.Run("container with a second registry on its storage", func(t *testing.T) {
 		// Something to delete again, so that both caches go stale.
 		g := fill(t, addr)
-		reg, err := c.Resolve(ctx, first, options(t))
-		if err != nil {
-			t.Fatal(err)
-		}
+		reg := resolve(t, c, first, options(t))
 		if len(reg.Containers) != 2 || !reg.Containers[1].Registry || !strings.Contains(strings.Join(reg.Notes, "\n"), second) {
 			t.Fatalf("the second registry was not added: %+v, notes %q", reg.Containers, reg.Notes)
 		}
 		_, startedA := state(t, idA)
 		_, startedB := state(t, idB)
-		err = c.WithQuiesced(ctx, reg, options(t), cleanRun(t, reg, func(ctx context.Context, quiesced bool) error {
-			for _, id := range []string{idA, idB} {
-				if st, _ := state(t, id); st != "paused" {
-					return fmt.Errorf("during the run: %s is %s", id[:12], st)
-				}
-			}
-			return nil
-		}))
-		if err != nil {
+		if err := c.WithQuiesced(ctx, reg, options(t), cleanRun(t, reg, statesDuring(t, "paused", idA, idB))); err != nil {
 			t.Fatal(err)
 		}
-		for id, before := range map[string]string{idA: startedA, idB: startedB} {
-			if st, started := state(t, id); st != "running" || started == before {
-				t.Fatalf("after the run: %s is %s, restarted %v", id[:12], st, started != before)
-			}
-		}
+		wantRestored(t, idA, startedA, true)
+		wantRestored(t, idB, startedB, true)
 		addr = addrOf(t, idA)
-		waitAnswers(t, addr)
 		g.verifyKept(t, addr)
 	})
 }
@@ -133,35 +102,19 @@ func TestConfigFromCommandAndEnvironment(t *testing.T) {
 		}})
 	f := fill(t, addr)
 	c := runtimeClient(t)
-	reg, err := c.Resolve(ctx, name, options(t))
-	if err != nil {
-		t.Fatal(err)
-	}
+	reg := resolve(t, c, name, options(t))
 	wantRoot := filepath.Join(dataDir, "data")
 	if reg.Storage.Root != wantRoot || reg.Storage.ContainerRoot != "/srv/registry/data" || reg.Containers[0].Cache != "" {
 		t.Fatalf("resolved storage %+v, containers %+v", reg.Storage, reg.Containers)
 	}
 	_, started := state(t, id)
-	err = c.WithQuiesced(ctx, reg, options(t), cleanRun(t, reg, func(ctx context.Context, quiesced bool) error {
-		if st, _ := state(t, id); st != "paused" {
-			return fmt.Errorf("during the run: %s", st)
-		}
-		return nil
-	}))
-	if err != nil {
+	if err := c.WithQuiesced(ctx, reg, options(t), cleanRun(t, reg, statesDuring(t, "paused", id))); err != nil {
 		t.Fatal(err)
 	}
-	if st, s := state(t, id); st != "running" || s != started {
-		t.Fatalf("after the run: %s, restarted %v (want running, not restarted: no cache)", st, s != started)
-	}
-	if _, err := os.Stat(blobPath(wantRoot, f.untaggedLayerDigest)); !os.IsNotExist(err) {
-		t.Fatalf("the untagged image's layer was not deleted: %v", err)
-	}
+	wantRestored(t, id, started, false) // no cache: nothing to refresh
+	f.verifyLayerDeleted(t, wantRoot)
 	f.verifyKept(t, addr)
-	d := push(t, addr, "app:v2", imageWithLayer(t, f.untaggedLayer))
-	if err := pullImage(addr, "app:v2", d); err != nil {
-		t.Fatalf("without a cache, a deleted layer must be uploaded again: %v", err)
-	}
+	f.verifyRepushed(t, addr)
 }
 
 // TestReadOnlyAndStoppedRegistries: a registry in read-only maintenance mode is left
@@ -183,39 +136,25 @@ func TestReadOnlyAndStoppedRegistries(t *testing.T) {
 		name := uniqueName("readonly")
 		id, addr := startRegistry(t, registrySpec{name: name, publish: true, mounts: bind,
 			env: []string{"REGISTRY_STORAGE_MAINTENANCE_READONLY={enabled: true}"}})
-		reg, err := c.Resolve(ctx, name, options(t))
-		if err != nil {
-			t.Fatal(err)
-		}
+		reg := resolve(t, c, name, options(t))
 		if !reg.Storage.ReadOnly || !reg.Containers[0].ReadOnly {
 			t.Fatalf("read-only mode not seen: %+v", reg.Storage)
 		}
 		_, started := state(t, id)
-		err = c.WithQuiesced(ctx, reg, options(t), cleanRun(t, reg, func(ctx context.Context, quiesced bool) error {
-			if st, _ := state(t, id); st != "running" || !quiesced {
-				return fmt.Errorf("during the run: %s, quiesced %v (want running, quiesced)", st, quiesced)
-			}
-			return nil
-		}))
-		if err != nil {
+		if err := c.WithQuiesced(ctx, reg, options(t), cleanRun(t, reg, statesDuring(t, "running", id))); err != nil {
 			t.Fatal(err)
 		}
-		if st, s := state(t, id); st != "running" || s != started {
-			t.Fatalf("after the run: %s, restarted %v", st, s != started)
-		}
+		wantRestored(t, id, started, false)
 		f.verifyKept(t, addr)
 		engine(t).ContainerStop(ctx, id, containerStopNow())
 	})
 
 	t.Run("stopped", func(t *testing.T) {
-		reg, err := c.Resolve(ctx, writer, options(t))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !strings.HasPrefix(reg.Version, registryVersion) || reg.Storage.Root != dir {
+		reg := resolve(t, c, writer, options(t))
+		if !strings.HasPrefix(reg.Version, harness.RegistryVersion) || reg.Storage.Root != dir {
 			t.Fatalf("resolved a stopped registry: version %q, storage %+v", reg.Version, reg.Storage)
 		}
-		err = c.WithQuiesced(ctx, reg, options(t), func(ctx context.Context, quiesced bool) (docker.Outcome, error) {
+		err := c.WithQuiesced(ctx, reg, options(t), func(ctx context.Context, quiesced bool) (docker.Outcome, error) {
 			if st, _ := state(t, writer); st != "exited" || !quiesced {
 				return docker.Outcome{}, fmt.Errorf("during the run: %s, quiesced %v", st, quiesced)
 			}
