@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"iter"
 	"time"
 
 	"github.com/clean-registry/clean-registry/internal/execute"
@@ -107,22 +108,29 @@ func Run(ctx context.Context, b storage.Backend, opts Options) (*report.Report, 
 	return rep, err
 }
 
-// refsOf lists what a plan deletes whose size (blobs) or, with a grace period, time
+// refsOf yields what a plan deletes whose size (blobs) or, with a grace period, time
 // (links too) matters.
-func refsOf(p *plan.Plan, times bool) []inventory.Ref {
-	var refs []inventory.Ref
-	for _, d := range p.Deletions {
-		switch {
-		case d.Kind == plan.Blob:
-			refs = append(refs, inventory.Ref{Kind: layout.KindBlobData, Digest: d.Digest})
-		case !times:
-		case d.Kind == plan.Revision:
-			refs = append(refs, inventory.Ref{Kind: layout.KindRevisionLink, Repo: d.Repo, Digest: d.Digest})
-		case d.Kind == plan.LayerLink:
-			refs = append(refs, inventory.Ref{Kind: layout.KindLayerLink, Repo: d.Repo, Digest: d.Digest})
-		case d.Kind == plan.TagHistory:
-			refs = append(refs, inventory.Ref{Kind: layout.KindTagIndexLink, Repo: d.Repo, Tag: d.Tag, Digest: d.Digest})
+func refsOf(p *plan.Plan, times bool) iter.Seq[inventory.Ref] {
+	return func(yield func(inventory.Ref) bool) {
+		for _, d := range p.Deletions {
+			var r inventory.Ref
+			switch {
+			case d.Kind == plan.Blob:
+				r = inventory.Ref{Kind: layout.KindBlobData, Digest: d.Digest}
+			case !times:
+				continue
+			case d.Kind == plan.Revision:
+				r = inventory.Ref{Kind: layout.KindRevisionLink, Repo: d.Repo, Digest: d.Digest}
+			case d.Kind == plan.LayerLink:
+				r = inventory.Ref{Kind: layout.KindLayerLink, Repo: d.Repo, Digest: d.Digest}
+			case d.Kind == plan.TagHistory:
+				r = inventory.Ref{Kind: layout.KindTagIndexLink, Repo: d.Repo, Tag: d.Tag, Digest: d.Digest}
+			default:
+				continue
+			}
+			if !yield(r) {
+				return
+			}
 		}
 	}
-	return refs
 }

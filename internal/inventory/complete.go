@@ -2,7 +2,9 @@ package inventory
 
 import (
 	"context"
+	"iter"
 	"path"
+	"sync"
 
 	"github.com/clean-registry/clean-registry/internal/layout"
 	"github.com/clean-registry/clean-registry/internal/storage"
@@ -34,18 +36,22 @@ func (r Ref) path() string {
 // Complete stats, in parallel, the refs whose time (or, for blobs, size) the listing
 // did not tell, and records the answers. A filesystem walk does not stat, so only what
 // a plan means to delete costs a stat. A file gone meanwhile keeps an unknown time,
-// which a plan with a grace period treats as fresh.
-func (inv *Inventory) Complete(ctx context.Context, b storage.Backend, refs []Ref, jobs int) error {
-	var todo []Ref
-	for _, r := range refs {
-		if !inv.known(r) {
-			todo = append(todo, r)
-		}
-	}
-	files := make([]storage.File, len(todo))
+// which a plan with a grace period treats as fresh. refs is consumed as it is stated,
+// and each answer recorded at once: a plan's candidates are never held twice.
+func (inv *Inventory) Complete(ctx context.Context, b storage.Backend, refs iter.Seq[Ref], jobs int) error {
+	var mu sync.Mutex // guards inv's maps against the recording goroutines
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(max(jobs, 1))
-	for i, r := range todo {
+	for r := range refs {
+		mu.Lock()
+		known := inv.known(r)
+		mu.Unlock()
+		if known {
+			continue
+		}
+		if gctx.Err() != nil {
+			break
+		}
 		g.Go(func() error {
 			p := r.path()
 			f, err := b.Stat(gctx, p)
@@ -55,23 +61,18 @@ func (inv *Inventory) Complete(ctx context.Context, b storage.Backend, refs []Re
 				f.Size = -1
 			}
 			if err != nil {
-				if storage.IsNotExist(err) {
-					files[i].Size = -1
-					return nil
+				if !storage.IsNotExist(err) {
+					return err
 				}
-				return err
+				f = storage.File{Size: -1}
 			}
-			files[i] = f
+			mu.Lock()
+			inv.record(r, f)
+			mu.Unlock()
 			return nil
 		})
 	}
-	if err := g.Wait(); err != nil {
-		return err
-	}
-	for i, r := range todo {
-		inv.record(r, files[i])
-	}
-	return nil
+	return g.Wait()
 }
 
 func (inv *Inventory) known(r Ref) bool {
