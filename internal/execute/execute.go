@@ -20,9 +20,10 @@ const BatchSize = 1000
 // Options tunes an execution.
 type Options struct {
 	Jobs int
-	// PhaseDone is called after each phase with its deletions, all applied, in plan
-	// order: the output of a real run then reads exactly like its dry run. May be nil.
-	PhaseDone func([]plan.Deletion)
+	// PhaseDone is called after each phase with the range of the plan's deletions it
+	// applied, all of them, in plan order: the output of a real run then reads exactly
+	// like its dry run. May be nil.
+	PhaseDone func(start, end int)
 }
 
 // Result says how far the execution got.
@@ -35,48 +36,50 @@ type Result struct {
 func Run(ctx context.Context, b storage.Backend, p *plan.Plan, opts Options) (Result, error) {
 	var res Result
 	var mu sync.Mutex
-	done := func(ds []plan.Deletion) {
+	done := func(n int) {
 		mu.Lock()
-		res.Done += len(ds)
+		res.Done += n
 		mu.Unlock()
 	}
-	for start := 0; start < len(p.Deletions); {
-		kind := p.Deletions[start].Kind
+	for start := 0; start < p.Len(); {
+		kind := p.At(start).Kind
 		end := start
-		for end < len(p.Deletions) && p.Deletions[end].Kind == kind {
+		for end < p.Len() && p.At(end).Kind == kind {
 			end++
 		}
-		if err := runPhase(ctx, b, p.Deletions[start:end], opts.Jobs, done); err != nil {
+		if err := runPhase(ctx, b, p, start, end, opts.Jobs, done); err != nil {
 			return res, fmt.Errorf("deleting %ss: %w", kind, err)
 		}
 		if kind == plan.Repository {
-			if err := b.PruneDirs(ctx, pruneDirs(p.Deletions[start:end])); err != nil {
+			if err := b.PruneDirs(ctx, pruneDirs(p, start, end)); err != nil {
 				return res, fmt.Errorf("removing empty directories: %w", err)
 			}
 		}
 		if opts.PhaseDone != nil {
-			opts.PhaseDone(p.Deletions[start:end])
+			opts.PhaseDone(start, end)
 		}
 		start = end
 	}
 	return res, nil
 }
 
-func runPhase(ctx context.Context, b storage.Backend, ds []plan.Deletion, jobs int, done func([]plan.Deletion)) error {
+// runPhase deletes p's deletions start to end in parallel batches; each batch's units
+// are built only when a job is free to take it.
+func runPhase(ctx context.Context, b storage.Backend, p *plan.Plan, start, end, jobs int, done func(int)) error {
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(max(jobs, 1))
-	for start := 0; start < len(ds); {
-		batch, units := start, []storage.Unit(nil)
-		for start < len(ds) && len(units) < BatchSize {
-			units = append(units, ds[start].Units()...)
-			start++
+	for i := start; i < end; {
+		first, units := i, []storage.Unit(nil)
+		for i < end && len(units) < BatchSize {
+			units = append(units, p.At(i).Units()...)
+			i++
 		}
-		part := ds[batch:start]
+		n := i - first
 		g.Go(func() error {
 			if err := b.Delete(gctx, units); err != nil {
 				return err
 			}
-			done(part)
+			done(n)
 			return nil
 		})
 	}
@@ -84,11 +87,11 @@ func runPhase(ctx context.Context, b storage.Backend, ds []plan.Deletion, jobs i
 }
 
 // pruneDirs lists, once each, the directories repository deletions may leave empty.
-func pruneDirs(ds []plan.Deletion) []string {
+func pruneDirs(p *plan.Plan, start, end int) []string {
 	seen := map[string]bool{}
 	var dirs []string
-	for _, d := range ds {
-		for _, dir := range d.PruneDirs() {
+	for i := start; i < end; i++ {
+		for _, dir := range p.At(i).PruneDirs() {
 			if !seen[dir] {
 				seen[dir] = true
 				dirs = append(dirs, dir)

@@ -48,14 +48,15 @@ func testPlan() *plan.Plan {
 	}
 	ds = append(ds, plan.Deletion{Kind: plan.Blob, Digest: layout.Digest{1}})
 	ds = append(ds, plan.Deletion{Kind: plan.Repository, Repo: "a/b"})
-	return &plan.Plan{Deletions: ds}
+	return plan.Of(ds...)
 }
 
 func TestRunAppliesPhasesInOrder(t *testing.T) {
 	r := &recorder{failAt: -1}
 	var phases []plan.Kind
-	res, err := Run(context.Background(), r, testPlan(), Options{Jobs: 4, PhaseDone: func(ds []plan.Deletion) {
-		phases = append(phases, ds[0].Kind)
+	p := testPlan()
+	res, err := Run(context.Background(), r, p, Options{Jobs: 4, PhaseDone: func(start, end int) {
+		phases = append(phases, p.At(start).Kind)
 	}})
 	if err != nil || res.Done != 2502 {
 		t.Fatalf("done %d, %v", res.Done, err)

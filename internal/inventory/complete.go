@@ -13,22 +13,23 @@ import (
 
 // Ref names one link or blob of the inventory whose size or time is wanted.
 type Ref struct {
-	Kind   layout.Kind // KindBlobData, KindLayerLink, KindRevisionLink or KindTagIndexLink
-	Repo   string
-	Tag    string
-	Digest layout.Digest
+	Kind layout.Kind // KindBlobData, KindLayerLink, KindRevisionLink or KindTagIndexLink
+	Repo string
+	Tag  string
+	ID   ID
 }
 
-func (r Ref) path() string {
+func (inv *Inventory) path(r Ref) string {
+	d := inv.Digest(r.ID)
 	switch r.Kind {
 	case layout.KindBlobData:
-		return layout.BlobData(r.Digest)
+		return layout.BlobData(d)
 	case layout.KindLayerLink:
-		return layout.LayerDir(r.Repo, r.Digest) + "/" + layout.Link
+		return layout.LayerDir(r.Repo, d) + "/" + layout.Link
 	case layout.KindRevisionLink:
-		return layout.RevisionDir(r.Repo, r.Digest) + "/" + layout.Link
+		return layout.RevisionDir(r.Repo, d) + "/" + layout.Link
 	case layout.KindTagIndexLink:
-		return layout.TagIndexDir(r.Repo, r.Tag, r.Digest) + "/" + layout.Link
+		return layout.TagIndexDir(r.Repo, r.Tag, d) + "/" + layout.Link
 	}
 	return ""
 }
@@ -53,7 +54,7 @@ func (inv *Inventory) Complete(ctx context.Context, b storage.Backend, refs iter
 			break
 		}
 		g.Go(func() error {
-			p := r.path()
+			p := inv.path(r)
 			f, err := b.Stat(gctx, p)
 			if storage.IsNotExist(err) && r.Kind != layout.KindBlobData {
 				// A link directory without its link: its own time tells its age.
@@ -76,37 +77,49 @@ func (inv *Inventory) Complete(ctx context.Context, b storage.Backend, refs iter
 }
 
 func (inv *Inventory) known(r Ref) bool {
-	switch r.Kind {
-	case layout.KindBlobData:
-		b, ok := inv.Blobs[r.Digest]
-		return !ok || (b.Size >= 0 && b.ModTime != 0)
-	case layout.KindLayerLink:
-		return inv.Repos[r.Repo].Layers[r.Digest].ModTime != 0
-	case layout.KindRevisionLink:
-		return inv.Repos[r.Repo].Revisions[r.Digest].ModTime != 0
-	case layout.KindTagIndexLink:
-		return inv.Repos[r.Repo].Tags[r.Tag].Index[r.Digest].ModTime != 0
+	if r.Kind == layout.KindBlobData {
+		if !inv.IsBlob(r.ID) {
+			return true
+		}
+		b := inv.Blobs[r.ID]
+		return b.Size >= 0 && b.ModTime != 0
 	}
-	return true
+	l := inv.link(r)
+	return l == nil || l.ModTime != 0
+}
+
+// link finds the link a ref names, or nil.
+func (inv *Inventory) link(r Ref) *Link {
+	repo := inv.Repos[r.Repo]
+	if repo == nil {
+		return nil
+	}
+	switch r.Kind {
+	case layout.KindLayerLink:
+		return repo.Layers.Find(r.ID)
+	case layout.KindRevisionLink:
+		return repo.Revisions.Find(r.ID)
+	case layout.KindTagIndexLink:
+		if t := repo.Tags[r.Tag]; t != nil {
+			return t.Index.Find(r.ID)
+		}
+	}
+	return nil
 }
 
 func (inv *Inventory) record(r Ref, f storage.File) {
 	t := ToTime(f.ModTime)
-	switch r.Kind {
-	case layout.KindBlobData:
-		b := inv.Blobs[r.Digest]
+	if r.Kind == layout.KindBlobData {
+		b := &inv.Blobs[r.ID]
 		if b.Size < 0 {
 			b.Size = f.Size
 		}
 		if b.ModTime == 0 {
 			b.ModTime = t
 		}
-		inv.Blobs[r.Digest] = b
-	case layout.KindLayerLink:
-		inv.Repos[r.Repo].Layers[r.Digest] = Link{ModTime: t}
-	case layout.KindRevisionLink:
-		inv.Repos[r.Repo].Revisions[r.Digest] = Link{ModTime: t}
-	case layout.KindTagIndexLink:
-		inv.Repos[r.Repo].Tags[r.Tag].Index[r.Digest] = Link{ModTime: t}
+		return
+	}
+	if l := inv.link(r); l != nil {
+		l.ModTime = t
 	}
 }

@@ -1,9 +1,18 @@
 // Package inventory scans a registry's storage, in parallel, into an in-memory model:
 // repositories with their tags, revisions, layer links and uploads; blobs; the parsed
 // manifests; and every problem found on the way. Problems are reported, never fatal.
+//
+// The model is compact, because a registry of hundreds of terabytes has millions of
+// blobs and links: every digest is held once, in a table sorted by digest, and
+// everything else names it by its index there (an ID, four bytes). Links are sorted
+// slices, not maps.
 package inventory
 
 import (
+	"bytes"
+	"slices"
+	"sort"
+	"sync"
 	"time"
 
 	"github.com/clean-registry/clean-registry/internal/layout"
@@ -14,28 +23,60 @@ import (
 // filesystem walk does not stat; Complete fills in what a plan needs).
 type Time int64
 
-// Link is a link file: a revision, a layer link or a tag history entry. Its digest is
-// the map key (taken from the path, which is what the registry looks up).
-type Link struct {
+// ID names a digest of the inventory: blobs have the IDs below NumBlobs, in digest
+// order; digests that are named (by a link, a tag, a manifest) but not stored get the
+// IDs after them.
+type ID uint32
+
+// Blob is a stored blob.
+type Blob struct {
+	Digest  layout.Digest
+	Size    int64 // -1: not known yet
 	ModTime Time
 }
 
-// Blob is a blob's data file.
-type Blob struct {
-	Size    int64 // -1: not known yet
+// Link is a link file: a revision, a layer link or a tag history entry. Its digest is
+// the one its path names (what the registry looks up).
+type Link struct {
+	ID      ID
 	ModTime Time
+}
+
+// Links is a set of links sorted by ID.
+type Links []Link
+
+// Find returns the link to id, or nil.
+func (ls Links) Find(id ID) *Link {
+	i, ok := slices.BinarySearchFunc(ls, id, func(l Link, id ID) int { return cmpID(l.ID, id) })
+	if !ok {
+		return nil
+	}
+	return &ls[i]
+}
+
+// Has reports whether the set links id.
+func (ls Links) Has(id ID) bool { return ls.Find(id) != nil }
+
+func cmpID(a, b ID) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
 }
 
 // Tag is one tag of a repository.
 type Tag struct {
 	// Current is what the tag points at; valid when HasCurrent.
-	Current        layout.Digest
+	Current        ID
 	HasCurrent     bool
 	CurrentModTime Time
 	// CurrentBad is set when the current link exists but cannot be read as a digest.
 	CurrentBad bool
 	// Index is the tag's history: every digest it ever pointed at.
-	Index map[layout.Digest]Link
+	Index Links
 }
 
 // Upload is an unfinished upload.
@@ -48,8 +89,8 @@ type Upload struct {
 // Repo is one repository.
 type Repo struct {
 	Name      string
-	Revisions map[layout.Digest]Link
-	Layers    map[layout.Digest]Link
+	Revisions Links
+	Layers    Links
 	Tags      map[string]*Tag
 	Uploads   map[string]*Upload
 	// Opaque says why this repository holds something clean-registry cannot reason
@@ -59,21 +100,28 @@ type Repo struct {
 	// Unknown counts files that are not part of the layout: the repository is then
 	// never removed as empty.
 	Unknown int
+
+	mu sync.Mutex // held by a scan's walkers while they record into the repository
 }
 
-// Manifest is a manifest blob as read once for every repository that links it.
+// Manifest is a manifest blob as read once for every repository that links it, its
+// references interned.
 type Manifest struct {
-	*manifest.Manifest       // nil when Err is set
-	Err                error // unreadable or not understood
-	Size               int64 // bytes read
+	Err  error // unreadable or not understood
+	Size int64 // bytes read
+	// Blobs are the config and layers; Children the manifests an index names.
+	Blobs, Children []ID
+	// Subject is what an OCI 1.1 referrer is about; valid when HasSubject.
+	Subject    ID
+	HasSubject bool
 }
 
 // Inventory is the whole storage.
 type Inventory struct {
-	Storage   string
-	Repos     map[string]*Repo
-	Blobs     map[layout.Digest]Blob
-	Manifests map[layout.Digest]*Manifest
+	Storage string
+	Repos   map[string]*Repo
+	// Blobs are the stored blobs, sorted by digest: a blob's ID is its index.
+	Blobs []Blob
 	// OtherBlobs counts blobs of other digest algorithms: always kept.
 	OtherBlobs int
 	Problems   []Problem
@@ -82,6 +130,11 @@ type Inventory struct {
 	// Blind lists what hides content from the scan (a symbolic link, a directory that
 	// is no valid repository): with any, no blob and no dangling link is deleted.
 	Blind []string
+
+	mu        sync.Mutex // guards what follows: manifests are recorded concurrently
+	named     []layout.Digest
+	namedIDs  map[layout.Digest]ID
+	manifests map[ID]*Manifest
 }
 
 // ProblemKind classifies what is wrong in the storage.
@@ -110,20 +163,108 @@ type Problem struct {
 	Detail string      `json:"detail,omitempty"`
 }
 
-func newRepo(name string) *Repo {
-	return &Repo{
-		Name:      name,
-		Revisions: map[layout.Digest]Link{},
-		Layers:    map[layout.Digest]Link{},
-		Tags:      map[string]*Tag{},
-		Uploads:   map[string]*Upload{},
+// NumBlobs is the number of stored blobs; IDs below it are blobs.
+func (inv *Inventory) NumBlobs() int { return len(inv.Blobs) }
+
+// NumIDs is the number of digests the inventory names.
+func (inv *Inventory) NumIDs() int {
+	inv.mu.Lock()
+	defer inv.mu.Unlock()
+	return len(inv.Blobs) + len(inv.named)
+}
+
+// IsBlob reports whether id is a stored blob.
+func (inv *Inventory) IsBlob(id ID) bool { return int(id) < len(inv.Blobs) }
+
+// Lookup returns the ID of d, if the inventory names it.
+func (inv *Inventory) Lookup(d layout.Digest) (ID, bool) {
+	// Only the digests are read: sizes and times of other blobs may be filled in
+	// concurrently.
+	blobs := inv.Blobs
+	if i := sort.Search(len(blobs), func(i int) bool { return bytes.Compare(blobs[i].Digest[:], d[:]) >= 0 }); i < len(blobs) && blobs[i].Digest == d {
+		return ID(i), true
 	}
+	inv.mu.Lock()
+	defer inv.mu.Unlock()
+	id, ok := inv.namedIDs[d]
+	return id, ok
+}
+
+// Intern returns the ID of d, naming it if it is new (a digest that is not stored).
+func (inv *Inventory) Intern(d layout.Digest) ID {
+	if id, ok := inv.Lookup(d); ok {
+		return id
+	}
+	inv.mu.Lock()
+	defer inv.mu.Unlock()
+	if id, ok := inv.namedIDs[d]; ok {
+		return id
+	}
+	if inv.namedIDs == nil {
+		inv.namedIDs = map[layout.Digest]ID{}
+	}
+	id := ID(len(inv.Blobs) + len(inv.named))
+	inv.named = append(inv.named, d)
+	inv.namedIDs[d] = id
+	return id
+}
+
+// Digest returns the digest an ID names.
+func (inv *Inventory) Digest(id ID) layout.Digest {
+	if inv.IsBlob(id) {
+		return inv.Blobs[id].Digest
+	}
+	inv.mu.Lock()
+	defer inv.mu.Unlock()
+	return inv.named[int(id)-len(inv.Blobs)]
+}
+
+// Manifest returns what reading the manifest id gave, or nil if it was never read.
+func (inv *Inventory) Manifest(id ID) *Manifest {
+	inv.mu.Lock()
+	defer inv.mu.Unlock()
+	return inv.manifests[id]
+}
+
+// SetManifest records what reading manifest d gave: its parsed form or the error.
+func (inv *Inventory) SetManifest(d layout.Digest, m *manifest.Manifest, size int64, err error) *Manifest {
+	im := &Manifest{Err: err, Size: size}
+	if m != nil && err == nil {
+		im.Blobs = inv.internAll(m.Blobs)
+		im.Children = inv.internAll(m.Children)
+		if !m.Subject.IsZero() {
+			im.Subject, im.HasSubject = inv.Intern(m.Subject), true
+		}
+	}
+	id := inv.Intern(d)
+	inv.mu.Lock()
+	defer inv.mu.Unlock()
+	if inv.manifests == nil {
+		inv.manifests = map[ID]*Manifest{}
+	}
+	inv.manifests[id] = im
+	return im
+}
+
+func (inv *Inventory) internAll(ds []layout.Digest) []ID {
+	if len(ds) == 0 {
+		return nil
+	}
+	ids := make([]ID, len(ds))
+	for i, d := range ds {
+		ids[i] = inv.Intern(d)
+	}
+	return ids
+}
+
+func newRepo(name string) *Repo {
+	return &Repo{Name: name, Tags: map[string]*Tag{}, Uploads: map[string]*Upload{}}
 }
 
 func (r *Repo) tag(name string) *Tag {
 	t := r.Tags[name]
 	if t == nil {
-		t = &Tag{Index: map[layout.Digest]Link{}}
+		t = &Tag{}
 		r.Tags[name] = t
 	}
 	return t
@@ -145,3 +286,36 @@ func ToTime(t time.Time) Time {
 
 // Std converts a Time back into a time.Time.
 func (t Time) Std() time.Time { return time.Unix(0, int64(t)) }
+
+// Digests is the inventory's digest table and blob sizes: what a plan needs of the
+// inventory once the rest of it is gone. Sizes that Complete fills in show through.
+type Digests struct {
+	blobs []Blob
+	named []layout.Digest
+}
+
+// Digests returns the digest table as it stands.
+func (inv *Inventory) Digests() Digests {
+	inv.mu.Lock()
+	defer inv.mu.Unlock()
+	return Digests{blobs: inv.Blobs, named: inv.named}
+}
+
+// Digest returns the digest an ID names.
+func (t Digests) Digest(id ID) layout.Digest {
+	if int(id) < len(t.blobs) {
+		return t.blobs[id].Digest
+	}
+	return t.named[int(id)-len(t.blobs)]
+}
+
+// Size returns a blob's size: -1 when not known or not a blob.
+func (t Digests) Size(id ID) int64 {
+	if int(id) < len(t.blobs) {
+		return t.blobs[id].Size
+	}
+	return -1
+}
+
+// DigestsOf is a digest table of the given digests, IDs in their order, sizes unknown.
+func DigestsOf(ds []layout.Digest) Digests { return Digests{named: ds} }

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/clean-registry/clean-registry/internal/layout"
@@ -30,12 +29,7 @@ func Scan(ctx context.Context, b storage.Backend, jobs int) (*Inventory, error) 
 	if !ok {
 		return nil, fmt.Errorf("%w: %s has no %s", ErrNotRegistry, b, layout.V2Dir)
 	}
-	s := &scanner{b: b, inv: &Inventory{
-		Storage:   b.String(),
-		Repos:     map[string]*Repo{},
-		Blobs:     map[layout.Digest]Blob{},
-		Manifests: map[layout.Digest]*Manifest{},
-	}}
+	s := &scanner{b: b, build: NewBuilder(b.String())}
 	walk := b.Walk
 	if lw, ok := b.(storage.LeafWalker); ok {
 		// Blob and link directories hold one known file each: read it, don't list them.
@@ -43,13 +37,18 @@ func Scan(ctx context.Context, b storage.Backend, jobs int) (*Inventory, error) 
 			return lw.WalkLeaves(ctx, dir, layout.LeafFile, fn)
 		}
 	}
-	g, gctx := errgroup.WithContext(ctx)
-	visit := func(f storage.File) error { return s.visit(gctx, f) }
-	g.Go(func() error { return walk(gctx, layout.RepositoriesDir, visit) })
-	g.Go(func() error { return walk(gctx, layout.BlobsDir, visit) })
-	if err := g.Wait(); err != nil {
-		return nil, fmt.Errorf("scanning %s: %w", b, err)
+	// Blobs first (a few hundred directory listings): with the digest table known,
+	// every link is recorded by ID as it is found.
+	visit := func(f storage.File) error { return s.visit(ctx, f) }
+	for _, dir := range []string{layout.BlobsDir, layout.RepositoriesDir} {
+		if err := walk(ctx, dir, visit); err != nil {
+			return nil, fmt.Errorf("scanning %s: %w", b, err)
+		}
+		if dir == layout.BlobsDir {
+			s.build.BlobsDone()
+		}
 	}
+	s.inv, s.build = s.build.Build(), nil
 	if err := s.readManifests(ctx, jobs); err != nil {
 		return nil, err
 	}
@@ -58,26 +57,21 @@ func Scan(ctx context.Context, b storage.Backend, jobs int) (*Inventory, error) 
 }
 
 type scanner struct {
-	b   storage.Backend
-	mu  sync.Mutex
-	inv *Inventory
+	b     storage.Backend
+	build *Builder   // while walking
+	inv   *Inventory // then
 }
 
 func (s *scanner) problem(p Problem) {
-	s.inv.Problems = append(s.inv.Problems, p)
-}
-
-func (s *scanner) repo(name string) *Repo {
-	r := s.inv.Repos[name]
-	if r == nil {
-		r = newRepo(name)
-		s.inv.Repos[name] = r
+	if s.build != nil {
+		s.build.Problem(p)
+	} else {
+		s.inv.Problems = append(s.inv.Problems, p)
 	}
-	return r
 }
 
-// visit records one file. It runs on the walk's goroutines: reads happen outside the
-// lock, recording inside it.
+// visit records one file. It runs on the walk's goroutines: reads happen first, then
+// the record, under the lock of the repository (or blob stripe) it belongs to.
 func (s *scanner) visit(ctx context.Context, f storage.File) error {
 	if f.EmptyDir {
 		s.emptyDir(f.Path)
@@ -85,22 +79,21 @@ func (s *scanner) visit(ctx context.Context, f storage.File) error {
 	}
 	info := layout.Classify(f.Path)
 	mt := ToTime(f.ModTime)
+	bld := s.build
 	if f.Irregular {
-		s.mu.Lock()
-		defer s.mu.Unlock()
-		s.inv.Files++
+		bld.File()
 		s.problem(Problem{Kind: Irregular, Path: f.Path, Repo: info.Repo,
 			Detail: "not a regular file: never followed; blob deletion is disabled because content behind it is invisible"})
-		s.inv.Blind = append(s.inv.Blind, f.Path)
+		bld.Blind(f.Path)
 		if info.Repo != "" {
-			r := s.repo(info.Repo)
-			r.Unknown++
-			r.markOpaque("holds a non-regular file " + f.Path)
+			bld.Repo(info.Repo, func(r *Repo) {
+				r.Unknown++
+				r.markOpaque("holds a non-regular file " + f.Path)
+			})
 		}
 		return nil
 	}
 
-	// Reads first, without the lock.
 	var (
 		linkErr   error
 		current   layout.Digest
@@ -123,88 +116,73 @@ func (s *scanner) visit(ctx context.Context, f storage.File) error {
 		}
 	}
 
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	var r *Repo
-	if info.Repo != "" {
-		r = s.repo(info.Repo)
-	}
 	if storage.IsNotExist(linkErr) {
 		// A leaf directory read without listing has no link file: what a crash between
 		// a link's unlink and its directory's removal leaves (or a file vanished under
 		// the scan). The registry sees no link there; the directory is recorded like a
 		// link all the same, so that the plan removes it when nothing needs it.
 		if info.Kind == layout.KindTagCurrentLink {
-			r.tag(info.Tag) // a tag without current link: its history is kept
+			bld.Tag(info.Repo, info.Tag, false, 0) // a tag without current link: its history is kept
 			return nil
 		}
 		s.problem(Problem{Kind: MissingLink, Path: f.Path, Repo: info.Repo, Detail: "directory without its link file"})
 		linkErr = nil
 	} else {
-		s.inv.Files++
+		bld.File()
+	}
+	garbled := func() {
+		if linkErr != nil {
+			s.problem(Problem{Kind: GarbledLink, Path: f.Path, Repo: info.Repo, Detail: linkErr.Error()})
+		}
 	}
 	switch info.Kind {
 	case layout.KindBlobData:
-		s.inv.Blobs[info.Digest] = Blob{Size: f.Size, ModTime: mt}
+		bld.Blob(info.Digest, f.Size, mt)
 	case layout.KindLayerLink:
-		r.Layers[info.Digest] = Link{ModTime: mt}
-		if linkErr != nil {
-			s.problem(Problem{Kind: GarbledLink, Path: f.Path, Repo: r.Name, Detail: linkErr.Error()})
-		}
+		bld.Layer(info.Repo, info.Digest, mt)
+		garbled()
 	case layout.KindRevisionLink:
-		r.Revisions[info.Digest] = Link{ModTime: mt}
-		if linkErr != nil {
-			s.problem(Problem{Kind: GarbledLink, Path: f.Path, Repo: r.Name, Detail: linkErr.Error()})
-		}
+		bld.Revision(info.Repo, info.Digest, mt)
+		garbled()
 	case layout.KindTagIndexLink:
-		r.tag(info.Tag).Index[info.Digest] = Link{ModTime: mt}
-		if linkErr != nil {
-			s.problem(Problem{Kind: GarbledLink, Path: f.Path, Repo: r.Name, Detail: linkErr.Error()})
-		}
+		bld.TagIndex(info.Repo, info.Tag, info.Digest, mt)
+		garbled()
 	case layout.KindTagCurrentLink:
-		t := r.tag(info.Tag)
-		t.CurrentModTime = mt
 		if linkErr != nil {
-			t.CurrentBad = true
-			r.markOpaque("tag " + info.Tag + " has an unreadable current link")
-			s.problem(Problem{Kind: GarbledLink, Path: f.Path, Repo: r.Name,
+			bld.Tag(info.Repo, info.Tag, true, mt)
+			bld.Repo(info.Repo, func(r *Repo) { r.markOpaque("tag " + info.Tag + " has an unreadable current link") })
+			s.problem(Problem{Kind: GarbledLink, Path: f.Path, Repo: info.Repo,
 				Detail: linkErr.Error() + "; every manifest of the repository is kept"})
 		} else {
-			t.Current, t.HasCurrent = current, true
+			bld.TagCurrent(info.Repo, info.Tag, current, mt)
 		}
 	case layout.KindUploadFile:
-		u := r.Uploads[info.UploadID]
-		if u == nil {
-			u = &Upload{}
-			r.Uploads[info.UploadID] = u
-		}
-		u.Files = append(u.Files, info.Rest)
-		if !startedAt.IsZero() {
-			u.StartedAt = startedAt
-		}
+		bld.Upload(info.Repo, info.UploadID, info.Rest, startedAt)
 	case layout.KindTransient:
-		if r != nil {
-			r.Unknown++
+		if info.Repo != "" {
+			bld.Repo(info.Repo, func(r *Repo) { r.Unknown++ })
 		}
 		s.problem(Problem{Kind: TransientFile, Path: f.Path, Repo: info.Repo, Detail: "left by an interrupted write"})
 	case layout.KindOtherAlgorithm:
-		if r != nil {
-			r.Unknown++
-			r.markOpaque("holds links of another digest algorithm")
+		if info.Repo != "" {
+			bld.Repo(info.Repo, func(r *Repo) {
+				r.Unknown++
+				r.markOpaque("holds links of another digest algorithm")
+			})
 		} else {
-			s.inv.OtherBlobs++
+			bld.OtherBlob()
 		}
 		s.problem(Problem{Kind: OtherAlgorithm, Path: f.Path, Repo: info.Repo, Detail: "only sha256 is cleaned; kept"})
 	default:
-		if r != nil {
-			r.Unknown++
-			s.problem(Problem{Kind: UnknownFile, Path: f.Path, Repo: r.Name, Detail: "not part of the registry layout; left alone"})
+		if info.Repo != "" {
+			bld.Repo(info.Repo, func(r *Repo) { r.Unknown++ })
+			s.problem(Problem{Kind: UnknownFile, Path: f.Path, Repo: info.Repo, Detail: "not part of the registry layout; left alone"})
 		} else if strings.HasPrefix(f.Path, layout.RepositoriesDir+"/") && !strings.Contains(f.Path, "/_") {
 			s.problem(Problem{Kind: UnknownFile, Path: f.Path, Detail: "not part of the registry layout; left alone"})
 		} else if strings.HasPrefix(f.Path, layout.RepositoriesDir+"/") {
 			// Inside something that looks like a repository but whose name is invalid: the
 			// registry cannot serve it, yet its links may name blobs; keep them all.
-			s.inv.Blind = append(s.inv.Blind, f.Path)
+			bld.Blind(f.Path)
 			s.problem(Problem{Kind: InvalidRepoName, Path: f.Path,
 				Detail: "inside a directory that is not a valid repository name; blob deletion is disabled"})
 		} else {
@@ -228,9 +206,7 @@ func (s *scanner) emptyDir(p string) {
 	if layout.ValidRepository(rest) != nil {
 		return
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.repo(rest)
+	s.build.Repo(rest, nil)
 }
 
 // verifyLink checks that a revision, layer or tag-index link says what its path says.
@@ -261,63 +237,61 @@ func (s *scanner) verifyLink(ctx context.Context, f storage.File, d layout.Diges
 // readManifests reads, once each, every manifest a repository links or a tag names,
 // then the children of indexes until none is left unread.
 func (s *scanner) readManifests(ctx context.Context, jobs int) error {
-	want := map[layout.Digest]bool{}
-	for _, r := range s.inv.Repos {
-		for d := range r.Revisions {
-			want[d] = true
+	inv := s.inv
+	var todo []ID
+	seen := newIDSet(inv.NumBlobs())
+	want := func(id ID) {
+		if !seen.has(id) {
+			seen.add(id)
+			todo = append(todo, id)
+		}
+	}
+	for _, r := range inv.Repos {
+		for _, l := range r.Revisions {
+			want(l.ID)
 		}
 		for _, t := range r.Tags {
 			if t.HasCurrent {
-				want[t.Current] = true
+				want(t.Current)
 			}
 		}
 	}
-	for len(want) > 0 {
-		todo := make([]layout.Digest, 0, len(want))
-		for d := range want {
-			if _, done := s.inv.Manifests[d]; !done {
-				todo = append(todo, d)
-			}
-		}
-		if len(todo) == 0 {
-			break
-		}
-		results := make([]*Manifest, len(todo))
+	for len(todo) > 0 {
+		batch := todo
+		todo = nil
 		g, gctx := errgroup.WithContext(ctx)
 		g.SetLimit(max(jobs, 1))
-		for i, d := range todo {
-			if _, ok := s.inv.Blobs[d]; !ok {
-				results[i] = &Manifest{Err: fmt.Errorf("%w: %s", storage.ErrNotExist, layout.BlobData(d))}
+		for _, id := range batch {
+			if !inv.IsBlob(id) {
+				d := inv.Digest(id)
+				inv.SetManifest(d, nil, 0, fmt.Errorf("%w: %s", storage.ErrNotExist, layout.BlobData(d)))
 				continue
 			}
 			g.Go(func() error {
+				d := inv.Blobs[id].Digest
 				data, err := s.b.ReadFile(gctx, layout.BlobData(d))
 				if err != nil {
 					if gctx.Err() != nil {
 						return gctx.Err()
 					}
-					results[i] = &Manifest{Err: err}
+					inv.SetManifest(d, nil, 0, err)
 					return nil
 				}
 				m, err := manifest.Parse(data)
-				results[i] = &Manifest{Manifest: m, Err: err, Size: int64(len(data))}
+				inv.SetManifest(d, m, int64(len(data)), err)
+				if err == nil && inv.Blobs[id].Size < 0 {
+					inv.Blobs[id].Size = int64(len(data)) // each ID is read once: no other writer
+				}
 				return nil
 			})
 		}
 		if err := g.Wait(); err != nil {
 			return err
 		}
-		want = map[layout.Digest]bool{}
-		for i, d := range todo {
-			m := results[i]
-			s.inv.Manifests[d] = m
-			if m.Err == nil {
-				if b := s.inv.Blobs[d]; b.Size < 0 {
-					b.Size = m.Size
-					s.inv.Blobs[d] = b
-				}
+		for _, id := range batch {
+			if m := inv.Manifest(id); m != nil && m.Err == nil {
 				for _, c := range m.Children {
-					want[c] = true
+					want(c)
 				}
 			}
 		}
@@ -331,14 +305,15 @@ func (s *scanner) readManifests(ctx context.Context, jobs int) error {
 func (s *scanner) checkConsistency() {
 	inv := s.inv
 	for _, r := range inv.Repos {
-		for d := range r.Revisions {
-			m := inv.Manifests[d]
+		for _, l := range r.Revisions {
+			m := inv.Manifest(l.ID)
 			switch {
 			case m == nil:
 			case storage.IsNotExist(m.Err):
-				s.problem(Problem{Kind: MissingBlob, Path: layout.RevisionDir(r.Name, d), Repo: r.Name,
+				s.problem(Problem{Kind: MissingBlob, Path: layout.RevisionDir(r.Name, inv.Digest(l.ID)), Repo: r.Name,
 					Detail: "revision of a manifest whose blob is missing"})
 			case m.Err != nil:
+				d := inv.Digest(l.ID)
 				r.markOpaque("manifest " + d.String() + " cannot be understood")
 				s.problem(Problem{Kind: BadManifest, Path: layout.BlobData(d), Repo: r.Name,
 					Detail: m.Err.Error() + "; kept, with every blob linked into the repository"})
@@ -351,15 +326,15 @@ func (s *scanner) checkConsistency() {
 				s.problem(Problem{Kind: MissingLink, Path: layout.TagDir(r.Name, name), Repo: r.Name,
 					Detail: "tag without current link; its history is kept"})
 			default:
-				if _, ok := r.Revisions[t.Current]; !ok {
+				if !r.Revisions.Has(t.Current) {
 					s.problem(Problem{Kind: DanglingTag, Path: layout.TagCurrentLink(r.Name, name), Repo: r.Name,
-						Detail: "points at " + t.Current.String() + ", which the repository does not link"})
+						Detail: "points at " + inv.Digest(t.Current).String() + ", which the repository does not link"})
 				}
 			}
 		}
-		for d := range r.Layers {
-			if _, ok := inv.Blobs[d]; !ok {
-				s.problem(Problem{Kind: MissingBlob, Path: layout.LayerDir(r.Name, d), Repo: r.Name,
+		for _, l := range r.Layers {
+			if !inv.IsBlob(l.ID) {
+				s.problem(Problem{Kind: MissingBlob, Path: layout.LayerDir(r.Name, inv.Digest(l.ID)), Repo: r.Name,
 					Detail: "layer link to a missing blob"})
 			}
 		}
@@ -371,3 +346,30 @@ func (s *scanner) checkConsistency() {
 		}
 	}
 }
+
+// IDSet is a set of IDs as a bitmap: an eighth of a byte per digest of the inventory.
+type IDSet struct{ bits []uint64 }
+
+func newIDSet(n int) IDSet { return IDSet{bits: make([]uint64, (n+63)/64)} }
+
+// NewIDSet returns a set sized for the inventory's IDs (it grows for later ones).
+func (inv *Inventory) NewIDSet() IDSet { return newIDSet(inv.NumIDs()) }
+
+func (s *IDSet) add(id ID) {
+	w := int(id / 64)
+	if w >= len(s.bits) {
+		s.bits = append(s.bits, make([]uint64, w+1-len(s.bits))...)
+	}
+	s.bits[w] |= 1 << (id % 64)
+}
+
+func (s IDSet) has(id ID) bool {
+	w := int(id / 64)
+	return w < len(s.bits) && s.bits[w]&(1<<(id%64)) != 0
+}
+
+// Add puts id into the set.
+func (s *IDSet) Add(id ID) { s.add(id) }
+
+// Has reports whether id is in the set.
+func (s IDSet) Has(id ID) bool { return s.has(id) }

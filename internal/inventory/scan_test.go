@@ -97,7 +97,7 @@ func TestScan(t *testing.T) {
 		t.Fatal("a link directory without link must be recorded, for the plan to remove it")
 	}
 	app := inv.Repos["app"]
-	if app == nil || len(app.Revisions) != 2 || len(app.Layers) != 2 || app.Tags["v1"].Current != idx || app.Opaque != "" {
+	if app == nil || len(app.Revisions) != 2 || len(app.Layers) != 2 || inv.Digest(app.Tags["v1"].Current) != idx || app.Opaque != "" {
 		t.Fatalf("app = %+v", app)
 	}
 	if u := app.Uploads["u1"]; u == nil || u.StartedAt.IsZero() || len(u.Files) != 2 {
@@ -106,7 +106,8 @@ func TestScan(t *testing.T) {
 	if app.Unknown != 1 {
 		t.Fatalf("the transient file must count as unknown content, got %d", app.Unknown)
 	}
-	if m := inv.Manifests[idx]; m == nil || m.Err != nil || len(m.Children) != 1 {
+	idxID, _ := inv.Lookup(idx)
+	if m := inv.Manifest(idxID); m == nil || m.Err != nil || len(m.Children) != 1 {
 		t.Fatalf("index manifest = %+v", m)
 	}
 	if inv.Repos["odd"].Opaque == "" {

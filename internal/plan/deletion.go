@@ -7,6 +7,7 @@ import (
 	"path"
 	"strings"
 
+	"github.com/clean-registry/clean-registry/internal/inventory"
 	"github.com/clean-registry/clean-registry/internal/layout"
 	"github.com/clean-registry/clean-registry/internal/storage"
 )
@@ -98,6 +99,8 @@ type Deletion struct {
 	Upload string
 	// Bytes is the content freed: a blob's size (-1 when not known), or 0.
 	Bytes int64
+	// LinkedBytes is, for a link whose blob the plan deletes too, that blob's size.
+	LinkedBytes int64
 	// files is what the inventory knows lies inside the unit, for tags and uploads.
 	files []string
 }
@@ -186,4 +189,29 @@ func (d Deletion) Subject() string {
 		return d.Repo
 	}
 	return ""
+}
+
+// Of makes a plan of the given deletions, by phase, each phase in the order given:
+// for tests of what consumes plans.
+func Of(ds ...Deletion) *Plan {
+	p := &Plan{}
+	repos := map[string]uint32{}
+	var digests []layout.Digest
+	for _, d := range ds {
+		ri, ok := repos[d.Repo]
+		if !ok {
+			ri = uint32(len(p.repos))
+			repos[d.Repo] = ri
+			p.repos = append(p.repos, d.Repo)
+		}
+		e := entry{kind: d.Kind, reason: d.Reason, repo: ri, id: inventory.ID(len(digests))}
+		digests = append(digests, d.Digest)
+		if name := d.Tag + d.Upload; name != "" || d.files != nil {
+			p.extras = append(p.extras, extra{name: name, files: d.files})
+			e.extra = uint32(len(p.extras))
+		}
+		p.phases[d.Kind].add(e)
+	}
+	p.digests = inventory.DigestsOf(digests)
+	return p
 }

@@ -2,7 +2,6 @@ package plan
 
 import (
 	"github.com/clean-registry/clean-registry/internal/inventory"
-	"github.com/clean-registry/clean-registry/internal/layout"
 	"github.com/clean-registry/clean-registry/internal/storage"
 )
 
@@ -10,8 +9,10 @@ import (
 type marker struct {
 	inv      *inventory.Inventory
 	pol      Policy
-	keepBlob map[layout.Digest]struct{}
+	keepBlob inventory.IDSet
 }
+
+type idSet = map[inventory.ID]struct{}
 
 // fresh reports whether something of time t is within the grace period. An unknown
 // time counts as fresh: the caller fills in the times of what it means to delete.
@@ -27,56 +28,54 @@ func (m *marker) fresh(t inventory.Time) bool {
 // and recursively the children of kept indexes and the referrers of kept subjects.
 // opaque is true when the repository must be kept whole: it was already, or a kept
 // manifest turns out to be one that cannot be understood.
-func (m *marker) markRepository(r *inventory.Repo, removeTags map[string]bool) (marked map[layout.Digest]struct{}, opaque bool) {
+func (m *marker) markRepository(r *inventory.Repo, removeTags map[string]bool) (marked idSet, opaque bool) {
 	if r.Opaque != "" {
 		return nil, true
 	}
-	referrers := map[layout.Digest][]layout.Digest{}
-	for d := range r.Revisions {
-		if mf := m.inv.Manifests[d]; mf != nil && mf.Manifest != nil && !mf.Subject.IsZero() {
-			referrers[mf.Subject] = append(referrers[mf.Subject], d)
+	referrers := map[inventory.ID][]inventory.ID{}
+	for _, l := range r.Revisions {
+		if mf := m.inv.Manifest(l.ID); mf != nil && mf.Err == nil && mf.HasSubject {
+			referrers[mf.Subject] = append(referrers[mf.Subject], l.ID)
 		}
 	}
-	marked = map[layout.Digest]struct{}{}
-	var queue []layout.Digest
+	marked = idSet{}
+	var queue []inventory.ID
 	for name, t := range r.Tags {
 		switch {
 		case removeTags[name]:
 		case t.HasCurrent:
 			queue = append(queue, t.Current)
 		default:
-			for d := range t.Index {
-				queue = append(queue, d)
+			for _, l := range t.Index {
+				queue = append(queue, l.ID)
 			}
 		}
 	}
-	for d, l := range r.Revisions {
+	for _, l := range r.Revisions {
 		if m.fresh(l.ModTime) {
-			queue = append(queue, d)
+			queue = append(queue, l.ID)
 		}
 	}
 	for len(queue) > 0 {
-		d := queue[len(queue)-1]
+		id := queue[len(queue)-1]
 		queue = queue[:len(queue)-1]
-		if _, seen := marked[d]; seen {
+		if _, seen := marked[id]; seen {
 			continue
 		}
-		marked[d] = struct{}{}
-		if mf := m.inv.Manifests[d]; mf != nil {
+		marked[id] = struct{}{}
+		if mf := m.inv.Manifest(id); mf != nil {
 			if mf.Err != nil && !storage.IsNotExist(mf.Err) {
 				return nil, true
 			}
-			if mf.Manifest != nil {
-				queue = append(queue, mf.Children...)
-			}
+			queue = append(queue, mf.Children...)
 		}
-		queue = append(queue, referrers[d]...)
+		queue = append(queue, referrers[id]...)
 	}
-	for d := range marked {
-		m.keepBlob[d] = struct{}{}
-		if mf := m.inv.Manifests[d]; mf != nil && mf.Manifest != nil {
+	for id := range marked {
+		m.keepBlob.Add(id)
+		if mf := m.inv.Manifest(id); mf != nil {
 			for _, b := range mf.Blobs {
-				m.keepBlob[b] = struct{}{}
+				m.keepBlob.Add(b)
 			}
 		}
 	}
@@ -84,11 +83,11 @@ func (m *marker) markRepository(r *inventory.Repo, removeTags map[string]bool) (
 }
 
 // blobsOf is every blob the marked manifests reference, themselves included.
-func (m *marker) blobsOf(marked map[layout.Digest]struct{}) map[layout.Digest]struct{} {
-	needed := make(map[layout.Digest]struct{}, len(marked)*4)
-	for d := range marked {
-		needed[d] = struct{}{}
-		if mf := m.inv.Manifests[d]; mf != nil && mf.Manifest != nil {
+func (m *marker) blobsOf(marked idSet) idSet {
+	needed := make(idSet, len(marked)*4)
+	for id := range marked {
+		needed[id] = struct{}{}
+		if mf := m.inv.Manifest(id); mf != nil {
 			for _, b := range mf.Blobs {
 				needed[b] = struct{}{}
 			}
@@ -100,35 +99,35 @@ func (m *marker) blobsOf(marked map[layout.Digest]struct{}) map[layout.Digest]st
 // keepWhole keeps everything a repository links and everything that references:
 // for repositories outside the selection and those that cannot be understood.
 func (m *marker) keepWhole(r *inventory.Repo) {
-	var queue []layout.Digest
-	for d := range r.Revisions {
-		queue = append(queue, d)
+	var queue []inventory.ID
+	for _, l := range r.Revisions {
+		queue = append(queue, l.ID)
 	}
 	for _, t := range r.Tags {
 		if t.HasCurrent {
 			queue = append(queue, t.Current)
 		}
-		for d := range t.Index {
-			queue = append(queue, d)
+		for _, l := range t.Index {
+			queue = append(queue, l.ID)
 		}
 	}
-	seen := map[layout.Digest]struct{}{}
+	seen := idSet{}
 	for len(queue) > 0 {
-		d := queue[len(queue)-1]
+		id := queue[len(queue)-1]
 		queue = queue[:len(queue)-1]
-		if _, ok := seen[d]; ok {
+		if _, ok := seen[id]; ok {
 			continue
 		}
-		seen[d] = struct{}{}
-		m.keepBlob[d] = struct{}{}
-		if mf := m.inv.Manifests[d]; mf != nil && mf.Manifest != nil {
+		seen[id] = struct{}{}
+		m.keepBlob.Add(id)
+		if mf := m.inv.Manifest(id); mf != nil {
 			for _, b := range mf.Blobs {
-				m.keepBlob[b] = struct{}{}
+				m.keepBlob.Add(b)
 			}
 			queue = append(queue, mf.Children...)
 		}
 	}
-	for d := range r.Layers {
-		m.keepBlob[d] = struct{}{}
+	for _, l := range r.Layers {
+		m.keepBlob.Add(l.ID)
 	}
 }

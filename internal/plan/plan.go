@@ -1,13 +1,12 @@
 package plan
 
 import (
-	"bytes"
 	"fmt"
+	"iter"
 	"sort"
 	"time"
 
 	"github.com/clean-registry/clean-registry/internal/inventory"
-	"github.com/clean-registry/clean-registry/internal/layout"
 	"github.com/clean-registry/clean-registry/internal/storage"
 )
 
@@ -40,9 +39,16 @@ type Policy struct {
 	Now time.Time
 }
 
-// Plan is what a run deletes, in execution order, and why.
+// Plan is what a run deletes, in execution order, and why. It holds a compact record
+// per deletion (16 bytes; names and digests by index) and hands out Deletions built
+// from it: a plan of millions stays small.
 type Plan struct {
-	Deletions []Deletion
+	phases  [Repository + 1]entries // by kind: each phase in execution order
+	digests inventory.Digests
+	repos   []string        // sorted; entry.repo indexes it
+	extras  []extra         // names and files of tag and upload deletions; entry.extra-1 indexes it
+	gone    inventory.IDSet // blobs the plan deletes
+
 	// Failures are per-repository errors of the selection (no such repository or tag).
 	Failures []string
 	// Notes say what the plan deliberately leaves alone, e.g. why no blob is swept.
@@ -51,55 +57,110 @@ type Plan struct {
 	KeptRevisions, KeptBlobs int
 }
 
+// Len is the number of deletions.
+func (p *Plan) Len() int {
+	n := 0
+	for i := range p.phases {
+		n += p.phases[i].n
+	}
+	return n
+}
+
+// At returns deletion i, in execution order.
+func (p *Plan) At(i int) Deletion {
+	k := 0
+	for ; i >= p.phases[k].n; k++ {
+		i -= p.phases[k].n
+	}
+	e := p.phases[k].at(i)
+	d := Deletion{Kind: e.kind, Reason: e.reason}
+	if e.kind != Blob {
+		d.Repo = p.repos[e.repo]
+	}
+	if e.extra > 0 {
+		x := p.extras[e.extra-1]
+		d.files = x.files
+		if e.kind == Upload {
+			d.Upload = x.name
+		} else {
+			d.Tag = x.name
+		}
+	}
+	switch e.kind {
+	case Blob:
+		d.Digest, d.Bytes = p.digests.Digest(e.id), p.digests.Size(e.id)
+	case TagHistory, Revision, LayerLink:
+		d.Digest = p.digests.Digest(e.id)
+		if p.gone.Has(e.id) {
+			d.LinkedBytes = max(p.digests.Size(e.id), 0)
+		}
+	}
+	return d
+}
+
+// All yields every deletion in execution order.
+func (p *Plan) All() iter.Seq[Deletion] {
+	return func(yield func(Deletion) bool) {
+		for i := range p.Len() {
+			if !yield(p.At(i)) {
+				return
+			}
+		}
+	}
+}
+
 // Make computes the plan. It is pure: the same inventory and policy give the same plan.
 func Make(inv *inventory.Inventory, pol Policy) *Plan {
 	p := &Plan{}
-	m := marker{inv: inv, pol: pol, keepBlob: map[layout.Digest]struct{}{}}
+	m := marker{inv: inv, pol: pol, keepBlob: inv.NewIDSet()}
 	scope, removeRepo, removeTags := m.selection(p)
 
-	names := make([]string, 0, len(inv.Repos))
+	p.repos = make([]string, 0, len(inv.Repos))
 	for name := range inv.Repos {
-		names = append(names, name)
+		p.repos = append(p.repos, name)
 	}
-	sort.Strings(names)
+	sort.Strings(p.repos)
+	// Sorting compares digests: the table must be there from the start.
+	p.digests = inv.Digests()
 
 	blind := len(inv.Blind) > 0
-	for _, name := range names {
+	for i, name := range p.repos {
 		r := inv.Repos[name]
+		var from [len(p.phases)]int
+		for k := range p.phases {
+			from[k] = p.phases[k].n
+		}
 		switch {
 		case removeRepo[name]:
-			p.removeRepository(r)
+			p.removeRepository(&m, uint32(i), r)
 		case scope != nil && !scope[name]:
 			m.keepWhole(r)
 		default:
-			p.cleanRepository(&m, r, removeTags[name], blind)
+			p.cleanRepository(&m, uint32(i), r, removeTags[name], blind)
+		}
+		// Repositories come in name order; within one, each phase's part is sorted.
+		for k := range p.phases {
+			p.sortTail(&p.phases[k], from[k])
 		}
 	}
 
+	p.gone = inventory.IDSet{}
 	if blind {
 		p.Notes = append(p.Notes, fmt.Sprintf("no blob is deleted: the scan cannot see behind %d entries (first: %s)",
 			len(inv.Blind), inv.Blind[0]))
 	} else {
-		for d, b := range inv.Blobs {
-			if _, keep := m.keepBlob[d]; keep || m.fresh(b.ModTime) {
+		p.gone = inv.NewIDSet()
+		for i, b := range inv.Blobs {
+			id := inventory.ID(i)
+			if m.keepBlob.Has(id) || m.fresh(b.ModTime) {
 				continue
 			}
-			p.Deletions = append(p.Deletions, Deletion{Kind: Blob, Reason: Unreferenced, Digest: d, Bytes: b.Size})
+			p.gone.Add(id)
+			p.phases[Blob].add(entry{kind: Blob, reason: Unreferenced, id: id}) // in digest order
 		}
 	}
-	p.KeptBlobs = len(inv.Blobs) - p.count(Blob)
-	sortDeletions(p.Deletions)
+	p.KeptBlobs = len(inv.Blobs) - p.phases[Blob].n
 	return p
-}
-
-func (p *Plan) count(k Kind) int {
-	n := 0
-	for _, d := range p.Deletions {
-		if d.Kind == k {
-			n++
-		}
-	}
-	return n
 }
 
 // selection turns the selectors into the repositories in scope (nil: all) and what
@@ -145,40 +206,49 @@ func (m *marker) selection(p *Plan) (scope, removeRepo map[string]bool, removeTa
 	return scope, removeRepo, removeTags
 }
 
+func (p *Plan) add(kind Kind, reason Reason, repo uint32, id inventory.ID) {
+	p.phases[kind].add(entry{kind: kind, reason: reason, repo: repo, id: id})
+}
+
+func (p *Plan) addNamed(kind Kind, reason Reason, repo uint32, id inventory.ID, name string, files []string) {
+	p.extras = append(p.extras, extra{name: name, files: files})
+	p.phases[kind].add(entry{kind: kind, reason: reason, repo: repo, id: id, extra: uint32(len(p.extras))})
+}
+
 // removeRepository deletes everything of a repository named with -x, whatever its age:
 // tags first, so that a crash leaves at worst a repository whose images are untagged.
-func (p *Plan) removeRepository(r *inventory.Repo) {
+func (p *Plan) removeRepository(m *marker, ri uint32, r *inventory.Repo) {
 	for name, t := range r.Tags {
-		p.Deletions = append(p.Deletions, Deletion{Kind: Tag, Reason: Removed, Repo: r.Name, Tag: name, files: tagFiles(t)})
+		p.addNamed(Tag, Removed, ri, 0, name, m.tagFiles(t))
 	}
-	for d := range r.Revisions {
-		p.Deletions = append(p.Deletions, Deletion{Kind: Revision, Reason: Removed, Repo: r.Name, Digest: d})
+	for _, l := range r.Revisions {
+		p.add(Revision, Removed, ri, l.ID)
 	}
-	for d := range r.Layers {
-		p.Deletions = append(p.Deletions, Deletion{Kind: LayerLink, Reason: Removed, Repo: r.Name, Digest: d})
+	for _, l := range r.Layers {
+		p.add(LayerLink, Removed, ri, l.ID)
 	}
 	for id, u := range r.Uploads {
-		p.Deletions = append(p.Deletions, Deletion{Kind: Upload, Reason: Removed, Repo: r.Name, Upload: id, files: u.Files})
+		p.addNamed(Upload, Removed, ri, 0, id, u.Files)
 	}
-	p.Deletions = append(p.Deletions, Deletion{Kind: Repository, Reason: Removed, Repo: r.Name})
+	p.add(Repository, Removed, ri, 0)
 }
 
 // cleanRepository purges what the repository no longer needs and marks, in the
 // global blob set, everything it keeps.
-func (p *Plan) cleanRepository(m *marker, r *inventory.Repo, removeTags map[string]bool, blind bool) {
+func (p *Plan) cleanRepository(m *marker, ri uint32, r *inventory.Repo, removeTags map[string]bool, blind bool) {
 	keptTags := 0
 	for name, t := range r.Tags {
 		if removeTags[name] {
-			p.Deletions = append(p.Deletions, Deletion{Kind: Tag, Reason: Removed, Repo: r.Name, Tag: name, files: tagFiles(t)})
+			p.addNamed(Tag, Removed, ri, 0, name, m.tagFiles(t))
 			continue
 		}
 		keptTags++
 		if !t.HasCurrent || r.Opaque != "" {
 			continue // a tag without a readable current link keeps its whole history
 		}
-		for d, l := range t.Index {
-			if d != t.Current && !m.fresh(l.ModTime) {
-				p.Deletions = append(p.Deletions, Deletion{Kind: TagHistory, Reason: NotCurrent, Repo: r.Name, Tag: name, Digest: d})
+		for _, l := range t.Index {
+			if l.ID != t.Current && !m.fresh(l.ModTime) {
+				p.addNamed(TagHistory, NotCurrent, ri, l.ID, name, nil)
 			}
 		}
 	}
@@ -187,48 +257,47 @@ func (p *Plan) cleanRepository(m *marker, r *inventory.Repo, removeTags map[stri
 	if opaque {
 		m.keepWhole(r)
 		p.KeptRevisions += len(r.Revisions)
-		p.purgeUploads(m, r)
+		p.purgeUploads(m, ri, r)
 		return
 	}
 	keptRevisions := 0
-	for d := range r.Revisions {
-		if _, keep := marked[d]; keep {
+	for _, l := range r.Revisions {
+		if _, keep := marked[l.ID]; keep {
 			keptRevisions++
 			continue
 		}
 		reason := Untagged
-		if mf := m.inv.Manifests[d]; mf != nil && storage.IsNotExist(mf.Err) {
+		if mf := m.inv.Manifest(l.ID); mf != nil && storage.IsNotExist(mf.Err) {
 			reason = DanglingRevision
 		}
-		p.Deletions = append(p.Deletions, Deletion{Kind: Revision, Reason: reason, Repo: r.Name, Digest: d})
+		p.add(Revision, reason, ri, l.ID)
 	}
 	p.KeptRevisions += keptRevisions
 
 	needed := m.blobsOf(marked)
 	keptLayers := 0
-	for d, l := range r.Layers {
-		_, need := needed[d]
-		_, exists := m.inv.Blobs[d]
+	for _, l := range r.Layers {
+		_, need := needed[l.ID]
 		switch {
 		case m.fresh(l.ModTime):
-		case !exists && !blind:
-			p.Deletions = append(p.Deletions, Deletion{Kind: LayerLink, Reason: DanglingLink, Repo: r.Name, Digest: d})
+		case !m.inv.IsBlob(l.ID) && !blind:
+			p.add(LayerLink, DanglingLink, ri, l.ID)
 			continue
 		case !need:
-			p.Deletions = append(p.Deletions, Deletion{Kind: LayerLink, Reason: Unneeded, Repo: r.Name, Digest: d})
+			p.add(LayerLink, Unneeded, ri, l.ID)
 			continue
 		}
 		keptLayers++
-		m.keepBlob[d] = struct{}{}
+		m.keepBlob.Add(l.ID)
 	}
-	keptUploads := p.purgeUploads(m, r)
+	keptUploads := p.purgeUploads(m, ri, r)
 	if keptTags == 0 && keptRevisions == 0 && keptLayers == 0 && keptUploads == 0 && r.Unknown == 0 {
-		p.Deletions = append(p.Deletions, Deletion{Kind: Repository, Reason: Emptied, Repo: r.Name})
+		p.add(Repository, Emptied, ri, 0)
 	}
 }
 
 // purgeUploads deletes abandoned uploads and returns how many stay.
-func (p *Plan) purgeUploads(m *marker, r *inventory.Repo) int {
+func (p *Plan) purgeUploads(m *marker, ri uint32, r *inventory.Repo) int {
 	kept := 0
 	age := max(m.pol.UploadAge, m.pol.Grace)
 	for id, u := range r.Uploads {
@@ -236,38 +305,19 @@ func (p *Plan) purgeUploads(m *marker, r *inventory.Repo) int {
 			kept++
 			continue
 		}
-		p.Deletions = append(p.Deletions, Deletion{Kind: Upload, Reason: Abandoned, Repo: r.Name, Upload: id, files: u.Files})
+		p.addNamed(Upload, Abandoned, ri, 0, id, u.Files)
 	}
 	return kept
 }
 
-func tagFiles(t *inventory.Tag) []string {
+func (m *marker) tagFiles(t *inventory.Tag) []string {
 	files := make([]string, 0, 1+len(t.Index))
 	if t.HasCurrent || t.CurrentBad {
 		files = append(files, "current/link")
 	}
-	for d := range t.Index {
-		files = append(files, "index/sha256/"+d.Hex()+"/link")
+	for _, l := range t.Index {
+		files = append(files, "index/sha256/"+m.inv.Digest(l.ID).Hex()+"/link")
 	}
 	sort.Strings(files)
 	return files
-}
-
-func sortDeletions(ds []Deletion) {
-	sort.Slice(ds, func(i, j int) bool {
-		a, b := ds[i], ds[j]
-		if a.Kind != b.Kind {
-			return a.Kind < b.Kind
-		}
-		if a.Repo != b.Repo {
-			return a.Repo < b.Repo
-		}
-		if a.Tag != b.Tag {
-			return a.Tag < b.Tag
-		}
-		if a.Upload != b.Upload {
-			return a.Upload < b.Upload
-		}
-		return bytes.Compare(a.Digest[:], b.Digest[:]) < 0
-	})
 }

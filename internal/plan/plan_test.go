@@ -25,25 +25,95 @@ func dg(n int) layout.Digest {
 
 func name(d layout.Digest) string { return fmt.Sprintf("#%d", int(d[0])<<8|int(d[1])) }
 
-// inv builds inventories tersely. Times are ages before now; 0 means "old" (a day).
-type inv struct{ *inventory.Inventory }
+// inv builds inventories tersely, as maps a test case can still edit; build turns
+// them into a real inventory. Times are ages before now; 0 means "old" (a day).
+type inv struct{ *spec }
+
+type spec struct {
+	Repos     map[string]*specRepo
+	Blobs     map[layout.Digest]inventory.Blob
+	Manifests map[layout.Digest]*specManifest
+	Blind     []string
+}
+
+type link struct{ ModTime inventory.Time }
+
+type specRepo struct {
+	Revisions, Layers map[layout.Digest]link
+	Tags              map[string]*specTag
+	Uploads           map[string]*inventory.Upload
+	Opaque            string
+	Unknown           int
+}
+
+type specTag struct {
+	Current        layout.Digest
+	HasCurrent     bool
+	CurrentModTime inventory.Time
+	Index          map[layout.Digest]link
+}
+
+type specManifest struct {
+	*manifest.Manifest
+	Err  error
+	Size int64
+}
 
 func newInv() inv {
-	return inv{&inventory.Inventory{
-		Repos:     map[string]*inventory.Repo{},
+	return inv{&spec{
+		Repos:     map[string]*specRepo{},
 		Blobs:     map[layout.Digest]inventory.Blob{},
-		Manifests: map[layout.Digest]*inventory.Manifest{},
+		Manifests: map[layout.Digest]*specManifest{},
 	}}
+}
+
+// build records the spec through the inventory's builder, as a scan does.
+func (b inv) build() *inventory.Inventory {
+	bl := inventory.NewBuilder("test")
+	for d, x := range b.Blobs {
+		bl.Blob(d, x.Size, x.ModTime)
+	}
+	bl.BlobsDone()
+	for name, r := range b.Repos {
+		bl.Repo(name, func(ir *inventory.Repo) {
+			ir.Opaque, ir.Unknown = r.Opaque, r.Unknown
+			for id, u := range r.Uploads {
+				ir.Uploads[id] = u
+			}
+		})
+		for d, l := range r.Revisions {
+			bl.Revision(name, d, l.ModTime)
+		}
+		for d, l := range r.Layers {
+			bl.Layer(name, d, l.ModTime)
+		}
+		for tn, t := range r.Tags {
+			bl.Tag(name, tn, false, 0)
+			if t.HasCurrent {
+				bl.TagCurrent(name, tn, t.Current, t.CurrentModTime)
+			}
+			for d, l := range t.Index {
+				bl.TagIndex(name, tn, d, l.ModTime)
+			}
+		}
+	}
+	for _, p := range b.Blind {
+		bl.Blind(p)
+	}
+	iv := bl.Build()
+	for d, m := range b.Manifests {
+		iv.SetManifest(d, m.Manifest, m.Size, m.Err)
+	}
+	return iv
 }
 
 func old() inventory.Time { return inventory.ToTime(now.Add(-24 * time.Hour)) }
 
-func (b inv) repo(name string) *inventory.Repo {
+func (b inv) repo(name string) *specRepo {
 	r := b.Repos[name]
 	if r == nil {
-		r = &inventory.Repo{Name: name, Revisions: map[layout.Digest]inventory.Link{},
-			Layers: map[layout.Digest]inventory.Link{}, Tags: map[string]*inventory.Tag{},
-			Uploads: map[string]*inventory.Upload{}}
+		r = &specRepo{Revisions: map[layout.Digest]link{}, Layers: map[layout.Digest]link{},
+			Tags: map[string]*specTag{}, Uploads: map[string]*inventory.Upload{}}
 		b.Repos[name] = r
 	}
 	return r
@@ -63,7 +133,7 @@ func (b inv) image(repo string, m int, blobs ...int) inv {
 	for _, n := range blobs {
 		mf.Blobs = append(mf.Blobs, dg(n))
 		b.blob(n)
-		b.repo(repo).Layers[dg(n)] = inventory.Link{ModTime: old()}
+		b.repo(repo).Layers[dg(n)] = link{ModTime: old()}
 	}
 	return b.put(repo, m, mf)
 }
@@ -84,16 +154,16 @@ func (b inv) referrer(repo string, m, subject int, blobs ...int) inv {
 
 func (b inv) put(repo string, m int, mf *manifest.Manifest) inv {
 	b.blob(m)
-	b.Manifests[dg(m)] = &inventory.Manifest{Manifest: mf, Size: int64(m)}
-	b.repo(repo).Revisions[dg(m)] = inventory.Link{ModTime: old()}
+	b.Manifests[dg(m)] = &specManifest{Manifest: mf, Size: int64(m)}
+	b.repo(repo).Revisions[dg(m)] = link{ModTime: old()}
 	return b
 }
 
 func (b inv) tag(repo, tag string, current int, history ...int) inv {
-	t := &inventory.Tag{Current: dg(current), HasCurrent: true, CurrentModTime: old(),
-		Index: map[layout.Digest]inventory.Link{dg(current): {ModTime: old()}}}
+	t := &specTag{Current: dg(current), HasCurrent: true, CurrentModTime: old(),
+		Index: map[layout.Digest]link{dg(current): {ModTime: old()}}}
 	for _, h := range history {
-		t.Index[dg(h)] = inventory.Link{ModTime: old()}
+		t.Index[dg(h)] = link{ModTime: old()}
 	}
 	b.repo(repo).Tags[tag] = t
 	return b
@@ -102,7 +172,7 @@ func (b inv) tag(repo, tag string, current int, history ...int) inv {
 // render turns a plan into sorted lines like "revision a #3".
 func render(p *Plan) []string {
 	var out []string
-	for _, d := range p.Deletions {
+	for d := range p.All() {
 		s := d.Kind.String()
 		if d.Repo != "" {
 			s += " " + d.Repo
@@ -179,7 +249,7 @@ func TestMake(t *testing.T) {
 		name: "an unreadable manifest keeps its repository whole",
 		inv: func() inv {
 			b := newInv().image("a", 1, 10).image("a", 2, 11).tag("a", "t", 1).image("a", 3, 12)
-			b.Manifests[dg(3)] = &inventory.Manifest{Err: manifest.ErrUnknown}
+			b.Manifests[dg(3)] = &specManifest{Err: manifest.ErrUnknown}
 			b.repo("a").Opaque = "manifest cannot be understood"
 			return b
 		},
@@ -188,7 +258,7 @@ func TestMake(t *testing.T) {
 		name: "a kept index whose child cannot be understood keeps the repository whole",
 		inv: func() inv {
 			b := newInv().image("a", 1, 10).index("a", 3, 1, 7).tag("a", "t", 3).image("a", 2, 11).blob(7)
-			b.Manifests[dg(7)] = &inventory.Manifest{Err: errors.New("bad json")}
+			b.Manifests[dg(7)] = &specManifest{Err: errors.New("bad json")}
 			return b
 		},
 		want: nil,
@@ -196,7 +266,7 @@ func TestMake(t *testing.T) {
 		name: "grace keeps fresh revisions with their blobs, fresh links and fresh blobs",
 		inv: func() inv {
 			b := newInv().image("a", 1, 10).tag("a", "t", 1).image("a", 2, 11).image("a", 3, 12).blob(99, 98)
-			b.repo("a").Revisions[dg(2)] = inventory.Link{ModTime: inventory.ToTime(now.Add(-time.Minute))}
+			b.repo("a").Revisions[dg(2)] = link{ModTime: inventory.ToTime(now.Add(-time.Minute))}
 			b.Blobs[dg(99)] = inventory.Blob{Size: 99, ModTime: inventory.ToTime(now.Add(-time.Minute))}
 			b.Blobs[dg(98)] = inventory.Blob{Size: 98} // time unknown: kept under a grace
 			return b
@@ -259,9 +329,9 @@ func TestMake(t *testing.T) {
 		name: "dangling links and revisions of missing blobs go",
 		inv: func() inv {
 			b := newInv().image("a", 1, 10).tag("a", "t", 1)
-			b.repo("a").Layers[dg(50)] = inventory.Link{ModTime: old()}
-			b.repo("a").Revisions[dg(51)] = inventory.Link{ModTime: old()}
-			b.Manifests[dg(51)] = &inventory.Manifest{Err: fs.ErrNotExist}
+			b.repo("a").Layers[dg(50)] = link{ModTime: old()}
+			b.repo("a").Revisions[dg(51)] = link{ModTime: old()}
+			b.Manifests[dg(51)] = &specManifest{Err: fs.ErrNotExist}
 			return b
 		},
 		want: []string{"layer-link a #50", "revision a #51"},
@@ -312,7 +382,7 @@ func TestMake(t *testing.T) {
 		name: "a tag without current link keeps its whole history",
 		inv: func() inv {
 			b := newInv().image("a", 1, 10).image("a", 2, 11).image("a", 3, 12).tag("a", "t", 3)
-			b.repo("a").Tags["husk"] = &inventory.Tag{Index: map[layout.Digest]inventory.Link{dg(1): {ModTime: old()}}}
+			b.repo("a").Tags["husk"] = &specTag{Index: map[layout.Digest]link{dg(1): {ModTime: old()}}}
 			return b
 		},
 		want: []string{"blob #11", "blob #2", "layer-link a #11", "revision a #2"},
@@ -330,7 +400,7 @@ func TestMake(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			pol := tt.pol
 			pol.Now = now
-			p := Make(tt.inv().Inventory, pol)
+			p := Make(tt.inv().build(), pol)
 			got := render(p)
 			if strings.Join(got, "\n") != strings.Join(tt.want, "\n") {
 				t.Errorf("deletions:\n got: %q\nwant: %q", got, tt.want)
@@ -338,7 +408,7 @@ func TestMake(t *testing.T) {
 			if strings.Join(p.Failures, "\n") != strings.Join(tt.failures, "\n") {
 				t.Errorf("failures: got %q, want %q", p.Failures, tt.failures)
 			}
-			again := render(Make(tt.inv().Inventory, pol))
+			again := render(Make(tt.inv().build(), pol))
 			if strings.Join(got, "\n") != strings.Join(again, "\n") {
 				t.Errorf("plan is not deterministic")
 			}
@@ -349,10 +419,10 @@ func TestMake(t *testing.T) {
 // TestPhaseOrder: what names an object is always deleted before the object.
 func TestPhaseOrder(t *testing.T) {
 	b := newInv().image("a", 1, 10).image("a", 2, 11).tag("a", "t", 1, 2)
-	p := Make(b.Inventory, Policy{Now: now, Remove: true, Select: []Selector{{Repo: "a"}}})
-	for i := 1; i < len(p.Deletions); i++ {
-		if p.Deletions[i-1].Kind > p.Deletions[i].Kind {
-			t.Fatalf("deletion %d (%s) comes after %s", i, p.Deletions[i].Kind, p.Deletions[i-1].Kind)
+	p := Make(b.build(), Policy{Now: now, Remove: true, Select: []Selector{{Repo: "a"}}})
+	for i := 1; i < p.Len(); i++ {
+		if p.At(i-1).Kind > p.At(i).Kind {
+			t.Fatalf("deletion %d (%s) comes after %s", i, p.At(i).Kind, p.At(i-1).Kind)
 		}
 	}
 }

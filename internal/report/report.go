@@ -90,13 +90,7 @@ func New(inv *inventory.Inventory, p *plan.Plan, dryRun bool) *Report {
 	}
 	sort.Slice(r.Problems, func(i, j int) bool { return r.Problems[i].Path < r.Problems[j].Path })
 	r.Kept.Revisions, r.Kept.Blobs = p.KeptRevisions, p.KeptBlobs
-	freed := map[[32]byte]int64{}
-	for _, d := range p.Deletions {
-		if d.Kind == plan.Blob {
-			freed[d.Digest] = max(d.Bytes, 0)
-		}
-	}
-	for _, d := range p.Deletions {
+	for d := range p.All() {
 		kind, bytes := d.Kind.String(), max(d.Bytes, 0)
 		c := r.ByKind[kind]
 		c.Count++
@@ -112,7 +106,7 @@ func New(inv *inventory.Inventory, p *plan.Plan, dryRun bool) *Report {
 			}
 			rs.Counts[kind]++
 			if d.Kind == plan.Revision || d.Kind == plan.LayerLink {
-				rs.Bytes += freed[d.Digest]
+				rs.Bytes += d.LinkedBytes
 			}
 		}
 	}
@@ -126,7 +120,7 @@ func (r *Report) Entries() iter.Seq[Entry] {
 		if r.plan == nil {
 			return
 		}
-		for _, d := range r.plan.Deletions {
+		for d := range r.plan.All() {
 			if !yield(entry(d)) {
 				return
 			}
@@ -251,8 +245,8 @@ func (r *Report) WriteJSON(w io.Writer) error {
 	bw.Write(head[:len(head)-1])
 	bw.WriteString(`,"deletions":[`)
 	if r.plan != nil {
-		for i, d := range r.plan.Deletions {
-			line, err := json.Marshal(entry(d))
+		for i := range r.plan.Len() {
+			line, err := json.Marshal(entry(r.plan.At(i)))
 			if err != nil {
 				return err
 			}

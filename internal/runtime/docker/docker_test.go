@@ -238,13 +238,13 @@ func TestOutcomeOf(t *testing.T) {
 	}
 	d1, d2, d3 := digest(1), digest(2), digest(3)
 	inv := &inventory.Inventory{}
-	p := &plan.Plan{Deletions: []plan.Deletion{
-		{Kind: plan.TagHistory, Repo: "a", Tag: "t", Digest: d1},
-		{Kind: plan.Revision, Repo: "a", Digest: d2},
-		{Kind: plan.LayerLink, Repo: "a", Digest: d3},
-		{Kind: plan.Blob, Digest: d3},
-		{Kind: plan.Repository, Repo: "b"},
-	}}
+	p := plan.Of(
+		plan.Deletion{Kind: plan.TagHistory, Repo: "a", Tag: "t", Digest: d1},
+		plan.Deletion{Kind: plan.Revision, Repo: "a", Digest: d2},
+		plan.Deletion{Kind: plan.LayerLink, Repo: "a", Digest: d3},
+		plan.Deletion{Kind: plan.Blob, Digest: d3},
+		plan.Deletion{Kind: plan.Repository, Repo: "b"},
+	)
 	o := OutcomeOf(report.New(inv, p, false))
 	if !reflect.DeepEqual(o.Blobs, []string{d3.String()}) || !reflect.DeepEqual(o.Links, map[string][]string{"a": {d2.String(), d3.String()}}) ||
 		!reflect.DeepEqual(o.Repositories, []string{"b"}) || !o.CacheStale() {
@@ -253,7 +253,7 @@ func TestOutcomeOf(t *testing.T) {
 	if OutcomeOf(report.New(inv, p, true)).CacheStale() {
 		t.Error("a dry run deletes nothing")
 	}
-	tagsOnly := &plan.Plan{Deletions: []plan.Deletion{{Kind: plan.TagHistory, Repo: "a", Tag: "t", Digest: d1}, {Kind: plan.Upload, Repo: "a", Upload: "u"}}}
+	tagsOnly := plan.Of(plan.Deletion{Kind: plan.TagHistory, Repo: "a", Tag: "t", Digest: d1}, plan.Deletion{Kind: plan.Upload, Repo: "a", Upload: "u"})
 	if OutcomeOf(report.New(inv, tagsOnly, false)).CacheStale() {
 		t.Error("tag history and uploads are not cached")
 	}
