@@ -107,13 +107,21 @@ type Repo struct {
 // Manifest is a manifest blob as read once for every repository that links it, its
 // references interned.
 type Manifest struct {
-	Err  error // unreadable or not understood
-	Size int64 // bytes read
+	Err error // unreadable or not understood
 	// Blobs are the config and layers; Children the manifests an index names.
 	Blobs, Children []ID
 	// Subject is what an OCI 1.1 referrer is about; valid when HasSubject.
 	Subject    ID
 	HasSubject bool
+}
+
+// manifestRec is how a manifest is held: its references in the inventory's shared
+// arena (no slice headers or allocation per manifest).
+type manifestRec struct {
+	refs, blobs, children uint32 // refs: start in Inventory.refs
+	subject               ID
+	err                   uint32 // 1 + index in Inventory.errs; 0: none
+	hasSubject            bool
 }
 
 // Inventory is the whole storage.
@@ -134,7 +142,9 @@ type Inventory struct {
 	mu        sync.Mutex // guards what follows: manifests are recorded concurrently
 	named     []layout.Digest
 	namedIDs  map[layout.Digest]ID
-	manifests map[ID]*Manifest
+	manifests map[ID]manifestRec
+	refs      []ID
+	errs      []error
 }
 
 // ProblemKind classifies what is wrong in the storage.
@@ -219,31 +229,47 @@ func (inv *Inventory) Digest(id ID) layout.Digest {
 	return inv.named[int(id)-len(inv.Blobs)]
 }
 
-// Manifest returns what reading the manifest id gave, or nil if it was never read.
-func (inv *Inventory) Manifest(id ID) *Manifest {
+// Manifest returns what reading the manifest id gave; ok is false if it was never read.
+func (inv *Inventory) Manifest(id ID) (m Manifest, ok bool) {
 	inv.mu.Lock()
 	defer inv.mu.Unlock()
-	return inv.manifests[id]
+	rec, ok := inv.manifests[id]
+	if !ok {
+		return Manifest{}, false
+	}
+	if rec.err > 0 {
+		m.Err = inv.errs[rec.err-1]
+	}
+	end := rec.refs + rec.blobs
+	m.Blobs = inv.refs[rec.refs:end:end]
+	m.Children = inv.refs[end : end+rec.children : end+rec.children]
+	m.Subject, m.HasSubject = rec.subject, rec.hasSubject
+	return m, true
 }
 
 // SetManifest records what reading manifest d gave: its parsed form or the error.
-func (inv *Inventory) SetManifest(d layout.Digest, m *manifest.Manifest, size int64, err error) *Manifest {
-	im := &Manifest{Err: err, Size: size}
+func (inv *Inventory) SetManifest(d layout.Digest, m *manifest.Manifest, err error) {
+	var blobs, children []ID
+	rec := manifestRec{}
 	if m != nil && err == nil {
-		im.Blobs = inv.internAll(m.Blobs)
-		im.Children = inv.internAll(m.Children)
+		blobs, children = inv.internAll(m.Blobs), inv.internAll(m.Children)
 		if !m.Subject.IsZero() {
-			im.Subject, im.HasSubject = inv.Intern(m.Subject), true
+			rec.subject, rec.hasSubject = inv.Intern(m.Subject), true
 		}
 	}
 	id := inv.Intern(d)
 	inv.mu.Lock()
 	defer inv.mu.Unlock()
 	if inv.manifests == nil {
-		inv.manifests = map[ID]*Manifest{}
+		inv.manifests = map[ID]manifestRec{}
 	}
-	inv.manifests[id] = im
-	return im
+	if err != nil {
+		inv.errs = append(inv.errs, err)
+		rec.err = uint32(len(inv.errs))
+	}
+	rec.refs, rec.blobs, rec.children = uint32(len(inv.refs)), uint32(len(blobs)), uint32(len(children))
+	inv.refs = append(append(inv.refs, blobs...), children...)
+	inv.manifests[id] = rec
 }
 
 func (inv *Inventory) internAll(ds []layout.Digest) []ID {

@@ -264,7 +264,7 @@ func (s *scanner) readManifests(ctx context.Context, jobs int) error {
 		for _, id := range batch {
 			if !inv.IsBlob(id) {
 				d := inv.Digest(id)
-				inv.SetManifest(d, nil, 0, fmt.Errorf("%w: %s", storage.ErrNotExist, layout.BlobData(d)))
+				inv.SetManifest(d, nil, fmt.Errorf("%w: %s", storage.ErrNotExist, layout.BlobData(d)))
 				continue
 			}
 			g.Go(func() error {
@@ -274,11 +274,11 @@ func (s *scanner) readManifests(ctx context.Context, jobs int) error {
 					if gctx.Err() != nil {
 						return gctx.Err()
 					}
-					inv.SetManifest(d, nil, 0, err)
+					inv.SetManifest(d, nil, err)
 					return nil
 				}
 				m, err := manifest.Parse(data)
-				inv.SetManifest(d, m, int64(len(data)), err)
+				inv.SetManifest(d, m, err)
 				if err == nil && inv.Blobs[id].Size < 0 {
 					inv.Blobs[id].Size = int64(len(data)) // each ID is read once: no other writer
 				}
@@ -289,7 +289,7 @@ func (s *scanner) readManifests(ctx context.Context, jobs int) error {
 			return err
 		}
 		for _, id := range batch {
-			if m := inv.Manifest(id); m != nil && m.Err == nil {
+			if m, ok := inv.Manifest(id); ok && m.Err == nil {
 				for _, c := range m.Children {
 					want(c)
 				}
@@ -306,9 +306,9 @@ func (s *scanner) checkConsistency() {
 	inv := s.inv
 	for _, r := range inv.Repos {
 		for _, l := range r.Revisions {
-			m := inv.Manifest(l.ID)
+			m, ok := inv.Manifest(l.ID)
 			switch {
-			case m == nil:
+			case !ok:
 			case storage.IsNotExist(m.Err):
 				s.problem(Problem{Kind: MissingBlob, Path: layout.RevisionDir(r.Name, inv.Digest(l.ID)), Repo: r.Name,
 					Detail: "revision of a manifest whose blob is missing"})

@@ -107,7 +107,7 @@ func TestScan(t *testing.T) {
 		t.Fatalf("the transient file must count as unknown content, got %d", app.Unknown)
 	}
 	idxID, _ := inv.Lookup(idx)
-	if m := inv.Manifest(idxID); m == nil || m.Err != nil || len(m.Children) != 1 {
+	if m, ok := inv.Manifest(idxID); !ok || m.Err != nil || len(m.Children) != 1 {
 		t.Fatalf("index manifest = %+v", m)
 	}
 	if inv.Repos["odd"].Opaque == "" {

@@ -34,7 +34,7 @@ func (m *marker) markRepository(r *inventory.Repo, removeTags map[string]bool) (
 	}
 	referrers := map[inventory.ID][]inventory.ID{}
 	for _, l := range r.Revisions {
-		if mf := m.inv.Manifest(l.ID); mf != nil && mf.Err == nil && mf.HasSubject {
+		if mf, ok := m.inv.Manifest(l.ID); ok && mf.Err == nil && mf.HasSubject {
 			referrers[mf.Subject] = append(referrers[mf.Subject], l.ID)
 		}
 	}
@@ -63,7 +63,7 @@ func (m *marker) markRepository(r *inventory.Repo, removeTags map[string]bool) (
 			continue
 		}
 		marked[id] = struct{}{}
-		if mf := m.inv.Manifest(id); mf != nil {
+		if mf, ok := m.inv.Manifest(id); ok {
 			if mf.Err != nil && !storage.IsNotExist(mf.Err) {
 				return nil, true
 			}
@@ -73,7 +73,7 @@ func (m *marker) markRepository(r *inventory.Repo, removeTags map[string]bool) (
 	}
 	for id := range marked {
 		m.keepBlob.Add(id)
-		if mf := m.inv.Manifest(id); mf != nil {
+		if mf, ok := m.inv.Manifest(id); ok {
 			for _, b := range mf.Blobs {
 				m.keepBlob.Add(b)
 			}
@@ -87,7 +87,7 @@ func (m *marker) blobsOf(marked idSet) idSet {
 	needed := make(idSet, len(marked)*4)
 	for id := range marked {
 		needed[id] = struct{}{}
-		if mf := m.inv.Manifest(id); mf != nil {
+		if mf, ok := m.inv.Manifest(id); ok {
 			for _, b := range mf.Blobs {
 				needed[b] = struct{}{}
 			}
@@ -120,7 +120,7 @@ func (m *marker) keepWhole(r *inventory.Repo) {
 		}
 		seen[id] = struct{}{}
 		m.keepBlob.Add(id)
-		if mf := m.inv.Manifest(id); mf != nil {
+		if mf, ok := m.inv.Manifest(id); ok {
 			for _, b := range mf.Blobs {
 				m.keepBlob.Add(b)
 			}

@@ -267,7 +267,7 @@ func (p *Plan) cleanRepository(m *marker, ri uint32, r *inventory.Repo, removeTa
 			continue
 		}
 		reason := Untagged
-		if mf := m.inv.Manifest(l.ID); mf != nil && storage.IsNotExist(mf.Err) {
+		if mf, ok := m.inv.Manifest(l.ID); ok && storage.IsNotExist(mf.Err) {
 			reason = DanglingRevision
 		}
 		p.add(Revision, reason, ri, l.ID)

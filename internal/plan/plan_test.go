@@ -102,7 +102,7 @@ func (b inv) build() *inventory.Inventory {
 	}
 	iv := bl.Build()
 	for d, m := range b.Manifests {
-		iv.SetManifest(d, m.Manifest, m.Size, m.Err)
+		iv.SetManifest(d, m.Manifest, m.Err)
 	}
 	return iv
 }
