@@ -66,11 +66,15 @@ func Run(ctx context.Context, b storage.Backend, p *plan.Plan, opts Options) (Re
 // runPhase deletes p's deletions start to end in parallel batches; each batch's units
 // are built only when a job is free to take it.
 func runPhase(ctx context.Context, b storage.Backend, p *plan.Plan, start, end, jobs int, done func(int)) error {
+	jobs = max(jobs, 1)
 	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(max(jobs, 1))
+	g.SetLimit(jobs)
+	// A phase smaller than a full batch per job is spread over all of them: 8,000
+	// revisions make 16 batches of 500, not 8 of 1,000 with half the jobs idle.
+	size := min(BatchSize, max(1, (end-start+jobs-1)/jobs))
 	for i := start; i < end; {
 		first, units := i, []storage.Unit(nil)
-		for i < end && len(units) < BatchSize {
+		for i < end && len(units) < size {
 			units = append(units, p.At(i).Units()...)
 			i++
 		}

@@ -121,9 +121,10 @@ func (r *Result) markdown() string {
 	if r.HaveUpstream {
 		fmt.Fprintf(&b, "| upstream real / clean-registry real | %s | ≥ 2 on medium |\n", ratio(r.UpReal.Wall, r.CrReal.Wall))
 		fmt.Fprintf(&b, "| upstream dry / clean-registry dry | %s | ≥ 50 on manytags |\n", ratio(r.UpDry.Wall, r.CrDry.Wall))
-		fmt.Fprintf(&b, "| peak RSS clean-registry real / upstream real | %.2f | ≤ 1 on medium |\n", float64(r.CrReal.MaxRSS)/float64(max(r.UpReal.MaxRSS, 1)))
+		fmt.Fprintf(&b, "| peak RSS clean-registry / upstream (the higher of dry and real run each) | %.2f | ≤ 1 on medium |\n",
+			float64(max(r.CrReal.MaxRSS, r.CrDry.MaxRSS))/float64(max(r.UpReal.MaxRSS, r.UpDry.MaxRSS, 1)))
 	}
-	fmt.Fprintf(&b, "| clean-registry real peak RSS per blob | %.0f B | < 300 B on large |\n", float64(r.CrReal.MaxRSS)/float64(max(r.Blobs, 1)))
+	fmt.Fprintf(&b, "| clean-registry peak RSS per blob (dry or real run) | %.0f B | < 300 B on large |\n", float64(max(r.CrReal.MaxRSS, r.CrDry.MaxRSS))/float64(max(r.Blobs, 1)))
 
 	b.WriteString("\nChecks:\n")
 	check := func(ok bool, what string) {
@@ -192,6 +193,22 @@ func summary(results []*Result) string {
 			up(r.UpDry), up(r.UpReal), ratio(r.CrReal.Wall, r.floor().Wall), ratio(r.CrDry.Wall, r.Find.Wall),
 			upRatio(r.UpReal.Wall, r.CrReal.Wall), upRatio(r.UpDry.Wall, r.CrDry.Wall),
 			mib(max(r.CrReal.MaxRSS, r.CrDry.MaxRSS)), upRSS)
+	}
+	// The same figures per unit of tree: flat columns down the sizes mean linear cost.
+	b.WriteString("\n| tree | files | blobs | find µs/file | cr dry µs/file | cr real µs/file | upstream dry µs/file | cr peak RSS B/blob | upstream peak RSS B/blob |\n")
+	b.WriteString("|---|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	for _, r := range results {
+		perFile := func(d time.Duration) string {
+			return fmt.Sprintf("%.1f", float64(d.Microseconds())/float64(max(r.Files, 1)))
+		}
+		perBlob := func(rss int64) string { return fmt.Sprintf("%.0f", float64(rss)/float64(max(r.Blobs, 1))) }
+		upDry, upRSS := "–", "–"
+		if r.HaveUpstream {
+			upDry, upRSS = perFile(r.UpDry.Wall), perBlob(max(r.UpReal.MaxRSS, r.UpDry.MaxRSS))
+		}
+		fmt.Fprintf(&b, "| %s | %d | %d | %s | %s | %s | %s | %s | %s |\n", r.Name, r.Files, r.Blobs,
+			perFile(r.Find.Wall), perFile(r.CrDry.Wall), perFile(r.CrReal.Wall), upDry,
+			perBlob(max(r.CrReal.MaxRSS, r.CrDry.MaxRSS)), upRSS)
 	}
 	return b.String()
 }
