@@ -155,12 +155,20 @@ func TestBackendContract(t *testing.T) {
 		d := digestOf(fmt.Sprintf("big %d", i))
 		add(layout.LayerDir("big", d)+"/link", link(d))
 	}
+	// Objects lying directly in a directory whose subdirectories a walk lists in groups
+	// (the listing of "sha256/0", the 0x directories, matches "sha256/0stray" too):
+	// walked once all the same.
+	const strays = "0123456789abcdef"
+	for _, c := range strays {
+		add("docker/registry/v2/blobs/sha256/"+string(c)+"stray", "stray")
+	}
+	add("docker/registry/v2/repositories/solo-note", "stray")
 	// Keys the backend must never see or touch: outside the root, a sibling prefix.
 	objs["other/docker/registry/v2/blobs/sha256/00/x/data"] = "outside"
 	objs["registry2/docker/registry/v2/repositories/x/_layers/sha256/aa/link"] = "sibling"
 	putAll(t, srv, bucket, objs)
 
-	for _, jobs := range []int{1, 8} {
+	for _, jobs := range []int{1, 8, 64} {
 		t.Run(fmt.Sprintf("walk jobs=%d", jobs), func(t *testing.T) {
 			b := open(t, srv, bucket, root, jobs)
 			if b.String() != "s3://"+bucket+"/registry" {
@@ -183,8 +191,8 @@ func TestBackendContract(t *testing.T) {
 				}
 			}
 			blobsWalked := walkAll(t, b, layout.BlobsDir)
-			if len(blobsWalked) != len(blobs) {
-				t.Errorf("blobs walk: %d files, want %d", len(blobsWalked), len(blobs))
+			if len(blobsWalked) != len(blobs)+len(strays) {
+				t.Errorf("blobs walk: %d files, want %d", len(blobsWalked), len(blobs)+len(strays))
 			}
 			repo := walkAll(t, b, layout.RepoDir("library/alpine"))
 			if len(repo) != 2*8 { // its own files and the nested repository's

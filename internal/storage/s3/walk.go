@@ -2,6 +2,8 @@ package s3
 
 import (
 	"context"
+	"slices"
+	"sort"
 	"strings"
 	"sync"
 
@@ -18,12 +20,15 @@ import (
 // a lone namespace one more.
 const maxFanOutDepth = 4
 
-// Walk lists everything below dir. The tree is first split into prefixes with
-// delimiter listings, level by level, until there are at least as many prefixes as
-// jobs (the blobs directory gives its 256 two-hex-digit prefixes, the repositories
-// directory its first-level names); each prefix is then listed flat, in pages of
-// 1,000 keys, concurrently. Sizes, times and ETags come from the listings. fn runs on
-// a separate pool of jobs goroutines, so that reads it makes (tag links) overlap with
+// Walk lists everything below dir. The tree is first split into directories with
+// delimiter listings, level by level, until there are at least as many as jobs (the
+// blobs directory gives its 256 two-hex-digit directories, the repositories directory
+// its first-level names); sibling directories are then grouped by leading string into
+// about jobs shards (the 256 blob directories into "0" to "f"), and each shard is
+// listed flat, in pages of 1,000 keys, concurrently: a few large listings rather than
+// one small one per directory, since a server's cost is per key listed plus a fixed
+// cost per request. Sizes, times and ETags come from the listings. fn runs on a
+// separate pool of jobs goroutines, so that reads it makes (tag links) overlap with
 // each other and with the listings.
 func (b *Backend) Walk(ctx context.Context, dir string, fn func(storage.File) error) error {
 	if dir != "" {
@@ -73,29 +78,130 @@ func (b *Backend) Walk(ctx context.Context, dir string, fn func(storage.File) er
 	return g.Wait()
 }
 
-// listTree fans out with delimiter listings, then lists each prefix found flat.
+// listTree fans out with delimiter listings, then lists the prefixes found flat, each
+// group of siblings that shares a leading string in one listing (see groupPrefixes).
 func (b *Backend) listTree(ctx context.Context, prefix string, emit func(types.Object) error) error {
-	level := []string{prefix}
-	for depth := 0; depth < maxFanOutDepth && len(level) < b.jobs && len(level) > 0; depth++ {
-		next, err := b.listLevel(ctx, level, emit)
+	level := map[string][]string{"": {prefix}} // directories to list, by parent
+	for depth := 0; depth < maxFanOutDepth && count(level) < b.jobs && count(level) > 0; depth++ {
+		var dirs []string
+		for _, d := range level {
+			dirs = append(dirs, d...)
+		}
+		next, err := b.listLevel(ctx, dirs, emit)
 		if err != nil {
 			return err
 		}
 		level = next
 	}
+	shards := groupLevel(level, b.jobs)
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(b.jobs)
-	for _, p := range level {
-		g.Go(func() error { return b.listFlat(gctx, p, emit) })
+	for _, s := range shards {
+		g.Go(func() error {
+			return b.listFlat(gctx, s.prefix, func(o types.Object) error {
+				if s.group && !strings.Contains(aws.ToString(o.Key)[len(s.parent):], "/") {
+					return nil // directly below the parent: its delimiter listing emitted it
+				}
+				return emit(o)
+			})
+		})
 	}
 	return g.Wait()
 }
 
+func count(level map[string][]string) int {
+	n := 0
+	for _, dirs := range level {
+		n += len(dirs)
+	}
+	return n
+}
+
+// shard is one flat listing of a walk: every key that starts with prefix. A group
+// prefix, naming several sibling directories of parent (see groupPrefixes), also
+// matches objects directly below parent, which parent's delimiter listing already
+// gave: those are skipped.
+type shard struct {
+	prefix, parent string
+	group          bool
+}
+
+// groupLevel turns the directories found below each listed prefix into about jobs
+// shards in all, each parent's share in proportion to its directories.
+func groupLevel(children map[string][]string, jobs int) []shard {
+	total := 0
+	parents := make([]string, 0, len(children))
+	for parent, dirs := range children {
+		total += len(dirs)
+		parents = append(parents, parent)
+	}
+	sort.Strings(parents)
+	var shards []shard
+	for _, parent := range parents {
+		dirs := children[parent]
+		want := max(1, (jobs*len(dirs)+total-1)/max(total, 1))
+		isDir := make(map[string]bool, len(dirs))
+		for _, d := range dirs {
+			isDir[d] = true
+		}
+		for _, p := range groupPrefixes(parent, dirs, want) {
+			shards = append(shards, shard{prefix: p, parent: parent, group: !isDir[p]})
+		}
+	}
+	return shards
+}
+
+// groupPrefixes splits dirs, the directories (common prefixes, each parent + one name
+// + "/") found below parent, into groups of at most len(dirs)/want directories (so
+// about want groups or more), each named by the leading string its directories and no
+// other directory of parent start with: the 256 two-hex-digit directories of
+// blobs/sha256/ make 16 groups "0" to "f" for 16 jobs, 16 listings of about 1/16 of
+// the blobs each instead of 256 small ones. A group too large is split by the character
+// after its directories' common prefix, so the groups are trie nodes: disjoint, and
+// together they cover every directory. A group of one directory is named by the
+// directory itself.
+func groupPrefixes(parent string, dirs []string, want int) []string {
+	sorted := slices.Clone(dirs)
+	sort.Strings(sorted)
+	limit := (len(sorted) + want - 1) / max(want, 1)
+	var names []string
+	var split func(name string, dirs []string)
+	split = func(name string, dirs []string) {
+		if len(dirs) == 1 {
+			names = append(names, dirs[0])
+			return
+		}
+		if len(dirs) <= limit {
+			names = append(names, name)
+			return
+		}
+		// Distinct names of the form parent + segment + "/" (no "/" inside a segment):
+		// their common prefix is shorter than each of them.
+		first, last := dirs[0], dirs[len(dirs)-1]
+		n := 0
+		for n < len(first) && n < len(last) && first[n] == last[n] {
+			n++
+		}
+		for i := 0; i < len(dirs); {
+			j := i + 1
+			for j < len(dirs) && dirs[j][:n+1] == dirs[i][:n+1] {
+				j++
+			}
+			split(dirs[i][:n+1], dirs[i:j])
+			i = j
+		}
+	}
+	if len(sorted) > 0 {
+		split(parent, sorted)
+	}
+	return names
+}
+
 // listLevel lists each prefix with a "/" delimiter, concurrently: the objects directly
-// below are emitted, the common prefixes returned.
-func (b *Backend) listLevel(ctx context.Context, prefixes []string, emit func(types.Object) error) ([]string, error) {
+// below are emitted, the common prefixes returned by the prefix they were found below.
+func (b *Backend) listLevel(ctx context.Context, prefixes []string, emit func(types.Object) error) (map[string][]string, error) {
 	var mu sync.Mutex
-	var next []string
+	next := map[string][]string{}
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(b.jobs)
 	for _, prefix := range prefixes {
@@ -112,7 +218,7 @@ func (b *Backend) listLevel(ctx context.Context, prefixes []string, emit func(ty
 				}
 				mu.Lock()
 				for _, cp := range out.CommonPrefixes {
-					next = append(next, aws.ToString(cp.Prefix))
+					next[prefix] = append(next[prefix], aws.ToString(cp.Prefix))
 				}
 				mu.Unlock()
 				return nil
