@@ -241,8 +241,8 @@ func (s *scanner) readManifests(ctx context.Context, jobs int) error {
 	var todo []ID
 	seen := newIDSet(inv.NumBlobs())
 	want := func(id ID) {
-		if !seen.has(id) {
-			seen.add(id)
+		if !seen.Has(id) {
+			seen.Add(id)
 			todo = append(todo, id)
 		}
 	}
@@ -355,7 +355,8 @@ func newIDSet(n int) IDSet { return IDSet{bits: make([]uint64, (n+63)/64)} }
 // NewIDSet returns a set sized for the inventory's IDs (it grows for later ones).
 func (inv *Inventory) NewIDSet() IDSet { return newIDSet(inv.NumIDs()) }
 
-func (s *IDSet) add(id ID) {
+// Add puts id into the set.
+func (s *IDSet) Add(id ID) {
 	w := int(id / 64)
 	if w >= len(s.bits) {
 		s.bits = append(s.bits, make([]uint64, w+1-len(s.bits))...)
@@ -363,13 +364,8 @@ func (s *IDSet) add(id ID) {
 	s.bits[w] |= 1 << (id % 64)
 }
 
-func (s IDSet) has(id ID) bool {
+// Has reports whether id is in the set.
+func (s IDSet) Has(id ID) bool {
 	w := int(id / 64)
 	return w < len(s.bits) && s.bits[w]&(1<<(id%64)) != 0
 }
-
-// Add puts id into the set.
-func (s *IDSet) Add(id ID) { s.add(id) }
-
-// Has reports whether id is in the set.
-func (s IDSet) Has(id ID) bool { return s.has(id) }
