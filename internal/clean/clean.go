@@ -56,6 +56,7 @@ func Run(ctx context.Context, b storage.Backend, opts Options) (*report.Report, 
 	if err != nil {
 		return nil, err
 	}
+	scanned := time.Now()
 	pol := plan.Policy{Select: opts.Select, Remove: opts.Remove, Grace: opts.Grace, UploadAge: opts.UploadAge, Now: now}
 
 	// A first plan without the grace period names every candidate; only those need a
@@ -77,6 +78,9 @@ func Run(ctx context.Context, b storage.Backend, opts Options) (*report.Report, 
 	}
 
 	rep := report.New(inv, p, opts.DryRun)
+	planned := time.Now()
+	rep.Phases.Scan = scanned.Sub(started).Seconds()
+	rep.Phases.Plan = planned.Sub(scanned).Seconds()
 	// From here on the plan is all that is needed: let the inventory's maps go before
 	// the deletions, which allocate paths by the hundred thousand.
 	storageName := inv.Storage
@@ -106,6 +110,9 @@ func Run(ctx context.Context, b storage.Backend, opts Options) (*report.Report, 
 		rep.Requests = rc.Requests()
 	}
 	rep.Seconds = time.Since(started).Seconds()
+	if !opts.DryRun {
+		rep.Phases.Delete = time.Since(planned).Seconds()
+	}
 	return rep, err
 }
 

@@ -41,6 +41,16 @@ type Entry struct {
 	Reason string `json:"reason"`
 }
 
+// Phases are the wall-clock seconds of a run's parts.
+type Phases struct {
+	// Scan lists the storage, reads its links and manifests.
+	Scan float64 `json:"scan"`
+	// Plan decides, and reads the sizes and times of what it would delete.
+	Plan float64 `json:"plan"`
+	// Delete applies the plan (zero in a dry run).
+	Delete float64 `json:"delete"`
+}
+
 // Report is the outcome of one run.
 type Report struct {
 	Storage string `json:"storage"`
@@ -64,6 +74,9 @@ type Report struct {
 	Notes    []string         `json:"notes,omitempty"`
 	Requests map[string]int64 `json:"requests,omitempty"`
 	Seconds  float64          `json:"seconds"`
+	// Phases splits Seconds: what bounds a run (listing, reading or deleting) tells
+	// an operator where to look, e.g. at --jobs or at the storage.
+	Phases Phases `json:"phases"`
 
 	// plan is kept to stream its deletions into JSON rather than hold them twice.
 	plan *plan.Plan
@@ -179,7 +192,11 @@ func (r *Report) WriteText(w io.Writer) {
 	} else if !r.Completed {
 		head = fmt.Sprintf("Planned (stopped early: %d of %d deletions applied)", r.Applied, r.Total.Count)
 	}
-	fmt.Fprintf(w, "%s, in %s (%d files scanned in %.1fs):\n", head, r.Storage, r.Scanned, r.Seconds)
+	took := fmt.Sprintf("%.1fs: scan %.1fs, plan %.1fs", r.Seconds, r.Phases.Scan, r.Phases.Plan)
+	if !r.DryRun {
+		took += fmt.Sprintf(", deletions %.1fs", r.Phases.Delete)
+	}
+	fmt.Fprintf(w, "%s, in %s (%d files scanned; %s):\n", head, r.Storage, r.Scanned, took)
 	fmt.Fprintln(tw, "\tkind\tcount\tbytes\t")
 	for _, k := range plan.Kinds {
 		c := r.ByKind[k.String()]

@@ -177,10 +177,11 @@ func compareOnce(b *testing.B) {
 		}
 	}
 
-	b.Logf("%d objects; upstream %.1fs, %d requests, %d objects left; clean-registry %.1fs, %d requests %v, %d objects left; "+
-		"deleting the same %d keys alone: %.1fs",
+	b.Logf("%d objects; upstream %.1fs, %d requests, %d objects left; clean-registry %.1fs (scan %.2fs, plan %.2fs, "+
+		"deletions %.2fs), %d requests %v, %d objects left; deleting the same %d keys alone: %.1fs",
 		objects, upstreamTime.Seconds(), upstreamRequests, len(upstreamLeft),
-		cleanTime.Seconds(), cleanRequests, rep.Requests, len(left), len(gone), floorTime.Seconds())
+		cleanTime.Seconds(), rep.Phases.Scan, rep.Phases.Plan, rep.Phases.Delete, cleanRequests, rep.Requests,
+		len(left), len(gone), floorTime.Seconds())
 	b.ReportMetric(upstreamTime.Seconds()/cleanTime.Seconds(), "x-faster")
 	b.ReportMetric(float64(upstreamRequests)/float64(cleanRequests), "x-fewer-requests")
 	b.ReportMetric(cleanTime.Seconds()/floorTime.Seconds(), "x-delete-floor")

@@ -1,0 +1,70 @@
+package report
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/json"
+	"regexp"
+	"testing"
+	"time"
+
+	"github.com/clean-registry/clean-registry/internal/inventory"
+	"github.com/clean-registry/clean-registry/internal/layout"
+	"github.com/clean-registry/clean-registry/internal/plan"
+)
+
+// TestReport summarises a small plan (two unreferenced blobs, the layer link of one,
+// the repository left empty) and checks that the text and the JSON forms say the same, phases included.
+func TestReport(t *testing.T) {
+	d1, d2 := layout.Digest(sha256.Sum256([]byte("a"))), layout.Digest(sha256.Sum256([]byte("b")))
+	b := inventory.NewBuilder("/srv/registry")
+	b.Blob(d1, 10, 0)
+	b.Blob(d2, 2048, 0)
+	b.BlobsDone()
+	b.Layer("team/app", d2, 0)
+	inv := b.Build()
+	p := plan.Make(inv, plan.Policy{Now: time.Now()})
+	rep := New(inv, p, true)
+	rep.Seconds, rep.Phases = 3.5, Phases{Scan: 2.25, Plan: 1.25}
+
+	var js bytes.Buffer
+	if err := rep.WriteJSON(&js); err != nil {
+		t.Fatal(err)
+	}
+	var got struct {
+		DryRun  bool                   `json:"dry_run"`
+		Total   Count                  `json:"total"`
+		ByKind  map[string]Count       `json:"by_kind"`
+		ByRepo  map[string]RepoSummary `json:"by_repository"`
+		Phases  Phases                 `json:"phases"`
+		Seconds float64                `json:"seconds"`
+		Entries []Entry                `json:"deletions"`
+	}
+	if err := json.Unmarshal(js.Bytes(), &got); err != nil {
+		t.Fatalf("%v in %s", err, js.String())
+	}
+	if !got.DryRun || got.Total.Count != 4 || got.Total.Bytes != 2058 || len(got.Entries) != 4 ||
+		got.ByKind["blob"].Count != 2 || got.ByKind["layer-link"].Count != 1 || got.ByKind["repository"].Count != 1 {
+		t.Fatalf("report = %+v", got)
+	}
+	if got.Seconds != 3.5 || got.Phases != rep.Phases {
+		t.Fatalf("seconds %v, phases %+v", got.Seconds, got.Phases)
+	}
+	if r := got.ByRepo["team/app"]; r.Bytes != 2048 || r.Counts["layer-link"] != 1 {
+		t.Fatalf("team/app = %+v", r)
+	}
+	for _, e := range got.Entries {
+		if e.Reason == "" || e.Path == "" || (e.Digest == "") != (e.Kind == "repository") {
+			t.Fatalf("entry without reason, path or digest: %+v", e)
+		}
+	}
+
+	var text bytes.Buffer
+	rep.WriteText(&text)
+	for _, want := range []string{`Would delete \(dry run`, `3\.5s: scan 2\.2s, plan 1\.2s\)`,
+		`total +4 +2\.0 KiB`, `team/app +0 +0 +0 +1 +0 +yes +2\.0 KiB`} {
+		if !regexp.MustCompile(want).MatchString(text.String()) {
+			t.Errorf("text report lacks %s:\n%s", want, text.String())
+		}
+	}
+}
