@@ -2,6 +2,7 @@ package inventory
 
 import (
 	"bytes"
+	"cmp"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -207,6 +208,6 @@ func (b *Builder) Build() *Inventory {
 // sortLinks sorts links by ID; of a link found twice (an object store may list a key
 // in two overlapping listings) the first recorded counts.
 func sortLinks(ls Links) Links {
-	slices.SortStableFunc(ls, func(x, y Link) int { return cmpID(x.ID, y.ID) })
+	slices.SortStableFunc(ls, func(x, y Link) int { return cmp.Compare(x.ID, y.ID) })
 	return slices.Clip(slices.CompactFunc(ls, func(x, y Link) bool { return x.ID == y.ID }))
 }

@@ -10,6 +10,7 @@ package inventory
 
 import (
 	"bytes"
+	"cmp"
 	"slices"
 	"sort"
 	"sync"
@@ -47,7 +48,7 @@ type Links []Link
 
 // Find returns the link to id, or nil.
 func (ls Links) Find(id ID) *Link {
-	i, ok := slices.BinarySearchFunc(ls, id, func(l Link, id ID) int { return cmpID(l.ID, id) })
+	i, ok := slices.BinarySearchFunc(ls, id, func(l Link, id ID) int { return cmp.Compare(l.ID, id) })
 	if !ok {
 		return nil
 	}
@@ -56,16 +57,6 @@ func (ls Links) Find(id ID) *Link {
 
 // Has reports whether the set links id.
 func (ls Links) Has(id ID) bool { return ls.Find(id) != nil }
-
-func cmpID(a, b ID) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
-}
 
 // Tag is one tag of a repository.
 type Tag struct {
