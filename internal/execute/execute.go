@@ -41,11 +41,10 @@ func Run(ctx context.Context, b storage.Backend, p *plan.Plan, opts Options) (Re
 		res.Done += n
 		mu.Unlock()
 	}
-	for start := 0; start < p.Len(); {
-		kind := p.At(start).Kind
-		end := start
-		for end < p.Len() && p.At(end).Kind == kind {
-			end++
+	for _, kind := range plan.Kinds {
+		start, end := p.Phase(kind)
+		if start == end {
+			continue
 		}
 		if err := runPhase(ctx, b, p, start, end, opts.Jobs, done); err != nil {
 			return res, fmt.Errorf("deleting %ss: %w", kind, err)
@@ -58,7 +57,6 @@ func Run(ctx context.Context, b storage.Backend, p *plan.Plan, opts Options) (Re
 		if opts.PhaseDone != nil {
 			opts.PhaseDone(start, end)
 		}
-		start = end
 	}
 	return res, nil
 }

@@ -66,6 +66,15 @@ func (p *Plan) Len() int {
 	return n
 }
 
+// Phase returns the range of the deletions of kind k: one phase, applied whole before
+// the next kind's.
+func (p *Plan) Phase(k Kind) (start, end int) {
+	for i := range k {
+		start += p.phases[i].n
+	}
+	return start, start + p.phases[k].n
+}
+
 // At returns deletion i, in execution order.
 func (p *Plan) At(i int) Deletion {
 	k := 0

@@ -425,4 +425,21 @@ func TestPhaseOrder(t *testing.T) {
 			t.Fatalf("deletion %d (%s) comes after %s", i, p.At(i).Kind, p.At(i-1).Kind)
 		}
 	}
+	// Phase gives each kind's range: together they cover the plan, in Kinds order.
+	next := 0
+	for _, k := range Kinds {
+		start, end := p.Phase(k)
+		if start != next {
+			t.Fatalf("phase %s starts at %d, want %d", k, start, next)
+		}
+		for i := start; i < end; i++ {
+			if p.At(i).Kind != k {
+				t.Fatalf("deletion %d in phase %s is a %s", i, k, p.At(i).Kind)
+			}
+		}
+		next = end
+	}
+	if next != p.Len() || p.Len() == 0 {
+		t.Fatalf("phases cover %d of %d deletions", next, p.Len())
+	}
 }
