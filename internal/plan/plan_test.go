@@ -55,8 +55,7 @@ type specTag struct {
 
 type specManifest struct {
 	*manifest.Manifest
-	Err  error
-	Size int64
+	Err error
 }
 
 func newInv() inv {
@@ -154,7 +153,7 @@ func (b inv) referrer(repo string, m, subject int, blobs ...int) inv {
 
 func (b inv) put(repo string, m int, mf *manifest.Manifest) inv {
 	b.blob(m)
-	b.Manifests[dg(m)] = &specManifest{Manifest: mf, Size: int64(m)}
+	b.Manifests[dg(m)] = &specManifest{Manifest: mf}
 	b.repo(repo).Revisions[dg(m)] = link{ModTime: old()}
 	return b
 }
