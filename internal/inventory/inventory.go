@@ -68,6 +68,8 @@ type Tag struct {
 	CurrentBad bool
 	// Index is the tag's history: every digest it ever pointed at.
 	Index Links
+	// IndexHidden is set when the history holds an entry the scan cannot read.
+	IndexHidden bool
 }
 
 // Upload is an unfinished upload.
@@ -154,6 +156,7 @@ const (
 	DanglingTag     ProblemKind = "dangling-tag"    // a tag pointing at a manifest the repository lacks
 	UnreadableFile  ProblemKind = "unreadable-file" // an I/O error reading a file
 	InvalidRepoName ProblemKind = "invalid-name"    // a directory that cannot be a repository name
+	BadName         ProblemKind = "bad-name"        // a name that is no valid path (not UTF-8): never read
 )
 
 // Problem is one thing found wrong in the storage.

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -80,17 +81,8 @@ func (s *scanner) visit(ctx context.Context, f storage.File) error {
 	info := layout.Classify(f.Path)
 	mt := ToTime(f.ModTime)
 	bld := s.build
-	if f.Irregular {
-		bld.File()
-		s.problem(Problem{Kind: Irregular, Path: f.Path, Repo: info.Repo,
-			Detail: "not a regular file: never followed; blob deletion is disabled because content behind it is invisible"})
-		bld.Blind(f.Path)
-		if info.Repo != "" {
-			bld.Repo(info.Repo, func(r *Repo) {
-				r.Unknown++
-				r.markOpaque("holds a non-regular file " + f.Path)
-			})
-		}
+	if f.Irregular || f.BadName {
+		s.unreadable(f, info)
 		return nil
 	}
 
@@ -104,13 +96,13 @@ func (s *scanner) visit(ctx context.Context, f storage.File) error {
 		linkErr = s.verifyLink(ctx, f, info.Digest)
 	case layout.KindTagCurrentLink:
 		var data []byte
-		data, linkErr = s.b.ReadFile(ctx, f.Path)
+		data, linkErr = s.b.ReadFile(ctx, f.Path, layout.MaxLinkSize)
 		if linkErr == nil {
 			current, linkErr = layout.ParseLink(data)
 		}
 	case layout.KindUploadFile:
 		if info.Rest == "startedat" {
-			if data, err := s.b.ReadFile(ctx, f.Path); err == nil {
+			if data, err := s.b.ReadFile(ctx, f.Path, layout.MaxLinkSize); err == nil {
 				startedAt, _ = time.Parse(time.RFC3339, strings.TrimSpace(string(data)))
 			}
 		}
@@ -192,6 +184,48 @@ func (s *scanner) visit(ctx context.Context, f storage.File) error {
 	return nil
 }
 
+// unreadable records an entry the scan cannot look into: a symbolic link, a device,
+// a name that is no valid path. Where it could hide what keeps a blob, it disables
+// blob deletion and keeps its repository whole; where it cannot (layout.CanHideReference),
+// it is reported and otherwise ignored, so that one stray entry does not stop the
+// cleaning of a whole registry.
+func (s *scanner) unreadable(f storage.File, info layout.PathInfo) {
+	bld := s.build
+	bld.File()
+	kind, what, shown := Irregular, "not a regular file", f.Path
+	if f.BadName {
+		kind, what, shown = BadName, "a name that is no valid path (not UTF-8)", escapePath(f.Path)
+	}
+	if !layout.CanHideReference(f.Path) {
+		if repo, tag, ok := layout.IsTagIndexPath(f.Path); ok {
+			// A tag's history protects manifests only when the tag has no current link:
+			// checkConsistency decides once every tag is known.
+			bld.Repo(repo, func(r *Repo) { r.tag(tag).IndexHidden = true })
+		}
+		if info.Repo != "" {
+			bld.Repo(info.Repo, func(r *Repo) { r.Unknown++ })
+		}
+		s.problem(Problem{Kind: kind, Path: shown, Repo: info.Repo,
+			Detail: what + ": never followed; where it lies it cannot hide a manifest reference, so it is ignored"})
+		return
+	}
+	bld.Blind(shown)
+	if info.Repo != "" {
+		bld.Repo(info.Repo, func(r *Repo) {
+			r.Unknown++
+			r.markOpaque("holds an entry it cannot read: " + shown)
+		})
+	}
+	s.problem(Problem{Kind: kind, Path: shown, Repo: info.Repo,
+		Detail: what + ": never followed; blob deletion is disabled because content behind it is invisible"})
+}
+
+// escapePath shows a path whose bytes may not be UTF-8, escaped as in a Go string.
+func escapePath(p string) string {
+	q := strconv.Quote(p)
+	return q[1 : len(q)-1]
+}
+
 // emptyDir records an empty directory below the repositories: the repository it
 // belongs to (the path up to its first reserved "_" component, or the whole path)
 // then exists in the inventory, and a plan removes it when it holds nothing else.
@@ -220,7 +254,7 @@ func (s *scanner) verifyLink(ctx context.Context, f storage.File, d layout.Diges
 			return nil
 		}
 	}
-	data, err := s.b.ReadFile(ctx, f.Path)
+	data, err := s.b.ReadFile(ctx, f.Path, layout.MaxLinkSize)
 	if err != nil {
 		return err
 	}
@@ -267,9 +301,15 @@ func (s *scanner) readManifests(ctx context.Context, jobs int) error {
 				inv.SetManifest(d, nil, fmt.Errorf("%w: %s", storage.ErrNotExist, layout.BlobData(d)))
 				continue
 			}
+			if size := inv.Blobs[id].Size; size > layout.MaxManifestSize {
+				// The listing told: no read at all.
+				d := inv.Blobs[id].Digest
+				inv.SetManifest(d, nil, &storage.TooLargeError{Path: layout.BlobData(d), Limit: layout.MaxManifestSize})
+				continue
+			}
 			g.Go(func() error {
 				d := inv.Blobs[id].Digest
-				data, err := s.b.ReadFile(gctx, layout.BlobData(d))
+				data, err := s.b.ReadFile(gctx, layout.BlobData(d), layout.MaxManifestSize)
 				if err != nil {
 					if gctx.Err() != nil {
 						return gctx.Err()
@@ -320,6 +360,9 @@ func (s *scanner) checkConsistency() {
 			}
 		}
 		for name, t := range r.Tags {
+			if t.IndexHidden && !t.HasCurrent && !t.CurrentBad {
+				r.markOpaque("tag " + name + " has no current link and its history holds an entry that cannot be read")
+			}
 			switch {
 			case t.CurrentBad:
 			case !t.HasCurrent:

@@ -5,9 +5,12 @@ import (
 	"crypto/sha256"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/clean-registry/clean-registry/internal/layout"
+	"github.com/clean-registry/clean-registry/internal/storage"
 	"github.com/clean-registry/clean-registry/internal/storage/fs"
 )
 
@@ -144,5 +147,106 @@ func TestScanSymlinkMakesItBlind(t *testing.T) {
 	inv := scan(t, tr.root)
 	if len(inv.Blind) != 1 {
 		t.Fatalf("blind = %v", inv.Blind)
+	}
+}
+
+// Each unreadable entry is reported; where it lies decides whether it blinds the
+// scan (no blob deleted) and keeps its repository whole, or is merely ignored.
+func TestScanUnreadableEntriesByPlace(t *testing.T) {
+	d := layout.Digest(sha256.Sum256([]byte("x")))
+	cases := []struct {
+		name       string
+		entry      string // where the symlink or bad name goes
+		badName    bool   // a directory with a non-UTF-8 name instead of a symlink
+		blind      bool
+		opaqueRepo string
+	}{
+		{"symlink in _layers", layout.RepoDir("a") + "/_layers/sha256/" + d.Hex(), false, false, ""},
+		{"symlink in _uploads", layout.RepoDir("a") + "/_uploads/u1", false, false, ""},
+		{"symlink in a tag's index", layout.RepoDir("a") + "/_manifests/tags/v1/index/sha256/" + d.Hex(), false, false, ""},
+		{"symlink among revisions", layout.RepoDir("a") + "/_manifests/revisions/sha256/" + d.Hex(), false, true, "a"},
+		{"symlink as current", layout.RepoDir("a") + "/_manifests/tags/v2/current", false, true, "a"},
+		{"symlink above _manifests", layout.RepoDir("a") + "/sub", false, true, ""},
+		{"symlink among blobs", layout.Sha256BlobsDir + "/ab", false, true, ""},
+		{"bad name above _manifests", layout.RepoDir("a") + "/bad\xff", true, true, ""},
+		{"bad name in _layers", layout.RepoDir("a") + "/_layers/sha256/\xff", true, false, ""},
+		{"bad name among revisions", layout.RepoDir("a") + "/_manifests/revisions/sha256/\xfe", true, true, "a"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			tr := tree{t, t.TempDir()}
+			layer := tr.blob("layer")
+			man := tr.blob(`{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"digest":"` +
+				layer.String() + `"},"layers":[]}`)
+			tr.link(layout.RevisionDir("a", man), man)
+			tr.link(layout.LayerDir("a", layer), layer)
+			tr.write(layout.TagCurrentLink("a", "v1"), []byte(man.String()))
+			full := filepath.Join(tr.root, filepath.FromSlash(c.entry))
+			if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if c.badName {
+				tr.write(c.entry+"/link", []byte(d.String()))
+			} else if err := os.Symlink(t.TempDir(), full); err != nil {
+				t.Fatal(err)
+			}
+			inv := scan(t, tr.root)
+			if got := len(inv.Blind) > 0; got != c.blind {
+				t.Errorf("blind = %v (%v), want %v", got, inv.Blind, c.blind)
+			}
+			if got := inv.Repos["a"].Opaque; (got != "") != (c.opaqueRepo == "a") {
+				t.Errorf("repository a opaque = %q, want opaque %v", got, c.opaqueRepo == "a")
+			}
+			want := Irregular
+			if c.badName {
+				want = BadName
+			}
+			if n := problems(inv)[want]; n != 1 {
+				t.Fatalf("%s problems = %d, want 1: %+v", want, n, inv.Problems)
+			}
+			for _, p := range inv.Problems {
+				if p.Kind == want && !utf8.ValidString(p.Path) {
+					t.Errorf("problem path %q is not escaped", p.Path)
+				}
+			}
+		})
+	}
+}
+
+// A tag without current link keeps its history: an unreadable entry there may hide
+// what it keeps, so the repository is kept whole.
+func TestScanHiddenHistoryOfTagWithoutCurrent(t *testing.T) {
+	tr := tree{t, t.TempDir()}
+	man := tr.blob(`{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"digest":"sha256:` +
+		strings.Repeat("0", 64) + `"},"layers":[]}`)
+	tr.link(layout.RevisionDir("a", man), man)
+	full := filepath.Join(tr.root, filepath.FromSlash(layout.TagIndexDir("a", "v1", man)))
+	if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(t.TempDir(), full); err != nil {
+		t.Fatal(err)
+	}
+	inv := scan(t, tr.root)
+	if inv.Repos["a"].Opaque == "" || len(inv.Blind) != 0 {
+		t.Fatalf("opaque = %q, blind = %v: want the repository kept whole, blob deletion on", inv.Repos["a"].Opaque, inv.Blind)
+	}
+}
+
+// A manifest blob larger than the registry accepts is not read: it is a bad
+// manifest, and its repository is kept whole.
+func TestScanOversizedManifest(t *testing.T) {
+	tr := tree{t, t.TempDir()}
+	big := strings.Repeat(" ", layout.MaxManifestSize+1)
+	d := tr.blob(big)
+	tr.link(layout.RevisionDir("a", d), d)
+	tr.write(layout.TagCurrentLink("a", "v1"), []byte(d.String()))
+	inv := scan(t, tr.root)
+	m, ok := inv.Manifest(0)
+	if !ok || !storage.IsTooLarge(m.Err) {
+		t.Fatalf("manifest read = %+v, %v; want a too-large error", m, ok)
+	}
+	if inv.Repos["a"].Opaque == "" || problems(inv)[BadManifest] != 1 {
+		t.Fatalf("opaque = %q, problems = %+v", inv.Repos["a"].Opaque, inv.Problems)
 	}
 }

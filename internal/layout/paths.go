@@ -230,3 +230,71 @@ func LeafFile(dir string) string {
 	}
 	return ""
 }
+
+// Read limits: what the registry itself writes never comes near them, so a larger
+// file is garbage (or hostile) and is not read on.
+const (
+	// MaxManifestSize is the largest manifest distribution accepts in a PUT
+	// (maxManifestBodySize in registry/handlers/manifests.go, v3): a larger blob was
+	// not pushed as a manifest.
+	MaxManifestSize = 4 << 20
+	// MaxLinkSize bounds a link file ("sha256:" and 64 hex digits) or an upload's
+	// startedat, with room for the white space some tools leave.
+	MaxLinkSize = 1 << 10
+)
+
+// CanHideReference reports whether an entry the scan cannot read or understand at
+// path p (a symbolic link, a device, a name that is no valid path) could hide what
+// keeps a blob: a manifest, a revision, a tag's current link, or a whole repository.
+// Inside _layers and _uploads, in a tag's history index and beside a blob's data it
+// cannot (those hold no manifest reference; a tag's history matters only for a tag
+// without current link, which the scan tells apart), so such an entry is reported
+// and otherwise ignored. Anywhere else it hides content from the scan.
+func CanHideReference(p string) bool {
+	if rest, ok := strings.CutPrefix(p, BlobsDir+"/"); ok {
+		// blobs/<alg>/<fan>/<hex>/<name>: only "data" is content.
+		parts := strings.Split(rest, "/")
+		return len(parts) != 4 || parts[3] == "data"
+	}
+	rest, ok := strings.CutPrefix(p, RepositoriesDir+"/")
+	if !ok {
+		return true
+	}
+	parts := strings.Split(rest, "/")
+	for i, c := range parts {
+		if !strings.HasPrefix(c, "_") {
+			continue
+		}
+		if i == 0 {
+			return true // no repository name: the tree above every repository
+		}
+		inside := parts[i:]
+		switch inside[0] {
+		case LayersDir, UploadsDir:
+			return false
+		case ManifestsDir:
+			// _manifests/tags/<tag>/index/...
+			return !(len(inside) >= 4 && inside[1] == "tags" && inside[3] == "index")
+		}
+		return true
+	}
+	return true // the repository tree above _manifests
+}
+
+// IsTagIndexPath reports whether p lies inside a tag's history index, and names
+// the repository directory part and the tag.
+func IsTagIndexPath(p string) (repo, tag string, ok bool) {
+	rest, found := strings.CutPrefix(p, RepositoriesDir+"/")
+	if !found {
+		return "", "", false
+	}
+	repo, inside, found := splitRepo(rest)
+	if !found {
+		return "", "", false
+	}
+	parts := strings.Split(inside, "/")
+	if len(parts) >= 4 && parts[0] == ManifestsDir && parts[1] == "tags" && parts[3] == "index" {
+		return repo, parts[2], true
+	}
+	return "", "", false
+}

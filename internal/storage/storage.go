@@ -9,6 +9,7 @@ package storage
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io/fs"
 	"time"
 )
@@ -29,6 +30,10 @@ type File struct {
 	// Irregular marks a symlink, device or other non-regular entry: it is reported,
 	// never followed, read or deleted.
 	Irregular bool
+	// BadName marks an entry whose name the backend cannot represent as a storage
+	// path (not UTF-8, say): never descended into, read or deleted. Path then holds
+	// the raw bytes; show it with %q.
+	BadName bool
 	// EmptyDir marks a directory with nothing in it (filesystems only: object stores
 	// have no directories). What a crash between two deletions leaves.
 	EmptyDir bool
@@ -49,8 +54,10 @@ type Backend interface {
 	// Irregular entries are passed to fn and never descended into; so are empty
 	// directories, on backends that have directories.
 	Walk(ctx context.Context, dir string, fn func(File) error) error
-	// ReadFile returns a file's content. It never reads through a symbolic link.
-	ReadFile(ctx context.Context, path string) ([]byte, error)
+	// ReadFile returns a file's content, at most limit bytes of it: a larger file is
+	// not read on (a *TooLargeError), so that garbage in the storage never sets the
+	// memory a run needs. It never reads through a symbolic link.
+	ReadFile(ctx context.Context, path string, limit int64) ([]byte, error)
 	// Stat returns a file's size and modification time.
 	Stat(ctx context.Context, path string) (File, error)
 	// DirExists reports whether anything exists below dir.
@@ -79,6 +86,22 @@ type LeafWalker interface {
 // (e.g. "ListObjectsV2": 12), for the report.
 type RequestCounter interface {
 	Requests() map[string]int64
+}
+
+// TooLargeError says a file holds more than a read's limit.
+type TooLargeError struct {
+	Path  string
+	Limit int64
+}
+
+func (e *TooLargeError) Error() string {
+	return fmt.Sprintf("%s: larger than %d bytes; not read", e.Path, e.Limit)
+}
+
+// IsTooLarge reports whether err says a file was larger than a read's limit.
+func IsTooLarge(err error) bool {
+	var tl *TooLargeError
+	return errors.As(err, &tl)
 }
 
 // IsNotExist reports whether err says a path does not exist.

@@ -224,7 +224,7 @@ func TestBackendContract(t *testing.T) {
 
 	t.Run("read and stat", func(t *testing.T) {
 		p := layout.TagCurrentLink("team/app", "latest")
-		data, err := b.ReadFile(ctx, p)
+		data, err := b.ReadFile(ctx, p, 1<<20)
 		if err != nil || string(data) != link(blobs[5]) {
 			t.Fatalf("ReadFile = %q, %v", data, err)
 		}
@@ -233,13 +233,13 @@ func TestBackendContract(t *testing.T) {
 		if err != nil || f.Size != int64(len(content)) || f.ModTime.IsZero() || f.ETag == "" {
 			t.Fatalf("Stat = %+v, %v", f, err)
 		}
-		if _, err := b.ReadFile(ctx, "docker/registry/v2/none/link"); !storage.IsNotExist(err) {
+		if _, err := b.ReadFile(ctx, "docker/registry/v2/none/link", 1<<20); !storage.IsNotExist(err) {
 			t.Errorf("ReadFile of a missing key: %v, want not-exist", err)
 		}
 		if _, err := b.Stat(ctx, "docker/registry/v2/none/link"); !storage.IsNotExist(err) {
 			t.Errorf("Stat of a missing key: %v, want not-exist", err)
 		}
-		if _, err := b.ReadFile(ctx, "../other/x"); err == nil {
+		if _, err := b.ReadFile(ctx, "../other/x", 1<<20); err == nil {
 			t.Error("ReadFile accepted a path leaving the root")
 		}
 	})

@@ -126,7 +126,7 @@ func TestRegistryOnGCS(t *testing.T) {
 	export := filepath.Join(work, "export")
 	var mu sync.Mutex
 	err = b.Walk(ctx, "", func(f storage.File) error {
-		content, err := b.ReadFile(ctx, f.Path)
+		content, err := b.ReadFile(ctx, f.Path, 1<<20)
 		if err != nil {
 			return err
 		}
@@ -171,7 +171,7 @@ func backendContract(t *testing.T, b storage.Backend) {
 		}
 		break
 	}
-	if _, err := b.ReadFile(ctx, "docker/registry/v2/none"); !storage.IsNotExist(err) {
+	if _, err := b.ReadFile(ctx, "docker/registry/v2/none", 1<<20); !storage.IsNotExist(err) {
 		t.Errorf("ReadFile of a missing file: %v", err)
 	}
 	if _, err := b.Stat(ctx, "docker/registry/v2/none"); !storage.IsNotExist(err) {

@@ -15,6 +15,7 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+	"unicode/utf8"
 
 	"github.com/clean-registry/clean-registry/internal/storage"
 )
@@ -145,7 +146,11 @@ func (w *walker) readDir(dir string) {
 		w.fail(err)
 		return
 	}
-	p, _ := w.b.abs(dir)
+	p, err := w.b.abs(dir)
+	if err != nil {
+		w.fail(err)
+		return
+	}
 	f, err := os.Open(p)
 	if err != nil {
 		if errors.Is(err, iofs.ErrNotExist) {
@@ -168,6 +173,15 @@ func (w *walker) readDir(dir string) {
 			child := e.Name()
 			if dir != "" {
 				child = dir + "/" + child
+			}
+			if !utf8.ValidString(e.Name()) {
+				// No storage path can name it (paths are UTF-8): report it, never
+				// descend into it. Whatever it holds is invisible to the scan.
+				if ferr := w.fn(storage.File{Path: child, Size: -1, BadName: true}); ferr != nil {
+					w.fail(ferr)
+					return
+				}
+				continue
 			}
 			switch t := e.Type(); {
 			case t.IsDir():
@@ -227,19 +241,25 @@ func (w *walker) drainOverflow() {
 
 // ReadFile reads a regular file, refusing a symbolic link in its last component
 // (the walk never descends through one in the others).
-func (b *Backend) ReadFile(ctx context.Context, p string) ([]byte, error) {
+func (b *Backend) ReadFile(ctx context.Context, p string, limit int64) ([]byte, error) {
 	ap, err := b.abs(p)
 	if err != nil {
 		return nil, err
 	}
-	return readNoFollow(ap)
+	data, err := readNoFollow(ap, limit)
+	if err == errTooLarge {
+		return nil, &storage.TooLargeError{Path: p, Limit: limit}
+	}
+	return data, err
 }
+
+var errTooLarge = errors.New("too large")
 
 // readNoFollow reads a file with bare system calls: open, read, close. Link files are
 // tiny and there are hundreds of thousands of them; os.Open would add an fstat and a
 // poller registration to each. One pooled buffer takes the read, and the result is
-// allocated at its exact size.
-func readNoFollow(path string) ([]byte, error) {
+// allocated at its exact size. Past limit bytes it stops: errTooLarge.
+func readNoFollow(path string, limit int64) ([]byte, error) {
 	var fd int
 	var err error
 	for {
@@ -267,9 +287,12 @@ func readNoFollow(path string) ([]byte, error) {
 		if err != nil {
 			return nil, &os.PathError{Op: "read", Path: path, Err: err}
 		}
-		if out == nil && n < len(buf) {
+		if out == nil && n < len(buf) && int64(n) <= limit {
 			// A short read of a regular file is its end: a link or a manifest costs one read.
 			return append(make([]byte, 0, n), buf[:n]...), nil
+		}
+		if int64(len(out)+n) > limit {
+			return nil, errTooLarge
 		}
 		out = append(out, buf[:n]...)
 		if n == 0 {

@@ -6,10 +6,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	iofs "io/fs"
 	"path"
 	"strings"
 	"sync"
+	"unicode/utf8"
 
 	gcsstorage "cloud.google.com/go/storage"
 	storagedriver "github.com/distribution/distribution/v3/registry/storage/driver"
@@ -132,6 +134,13 @@ func (b *DriverBackend) Walk(ctx context.Context, dir string, fn func(storage.Fi
 			return fmt.Errorf("listing %s: %w", d, err)
 		}
 		for _, e := range entries {
+			if !utf8.ValidString(e) {
+				// No storage path can name it: report it, never descend into it.
+				if err := fn(storage.File{Path: strings.TrimPrefix(e, "/"), Size: -1, BadName: true}); err != nil {
+					return err
+				}
+				continue
+			}
 			b.count("Stat")
 			fi, err := b.d.Stat(gctx, e)
 			if err != nil {
@@ -175,19 +184,28 @@ func (b *DriverBackend) Walk(ctx context.Context, dir string, fn func(storage.Fi
 	return g.Wait()
 }
 
-// ReadFile reads a file's content through the driver.
-func (b *DriverBackend) ReadFile(ctx context.Context, p string) ([]byte, error) {
+// ReadFile reads a file's content through the driver, at most limit bytes: the
+// driver's GetContent would read any size whole, so the read goes through Reader.
+func (b *DriverBackend) ReadFile(ctx context.Context, p string, limit int64) ([]byte, error) {
 	dp, err := driverPath(p)
 	if err != nil {
 		return nil, err
 	}
-	b.count("GetContent")
-	data, err := b.d.GetContent(ctx, dp)
+	b.count("Reader")
+	r, err := b.d.Reader(ctx, dp, 0)
 	if err != nil {
 		if notFound(err) {
 			return nil, fmt.Errorf("%s: %w", p, storage.ErrNotExist)
 		}
 		return nil, err
+	}
+	defer r.Close()
+	data, err := io.ReadAll(io.LimitReader(r, limit+1))
+	if err != nil {
+		return nil, fmt.Errorf("reading %s: %w", p, err)
+	}
+	if int64(len(data)) > limit {
+		return nil, &storage.TooLargeError{Path: p, Limit: limit}
 	}
 	return data, nil
 }

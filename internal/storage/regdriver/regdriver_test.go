@@ -73,10 +73,10 @@ func TestDriverBackend(t *testing.T) {
 	if got := walk("docker/registry/v2/none"); len(got) != 0 {
 		t.Errorf("walk of a missing dir: %v", got)
 	}
-	if data, err := b.ReadFile(ctx, "docker/registry/v2/blobs/sha256/ab/ab01/data"); err != nil || string(data) != "blob" {
+	if data, err := b.ReadFile(ctx, "docker/registry/v2/blobs/sha256/ab/ab01/data", 1<<20); err != nil || string(data) != "blob" {
 		t.Errorf("ReadFile = %q, %v", data, err)
 	}
-	if _, err := b.ReadFile(ctx, "docker/registry/v2/none"); !storage.IsNotExist(err) {
+	if _, err := b.ReadFile(ctx, "docker/registry/v2/none", 1<<20); !storage.IsNotExist(err) {
 		t.Errorf("ReadFile of a missing file: %v", err)
 	}
 	if _, err := b.Stat(ctx, "docker/registry/v2/blobs"); !storage.IsNotExist(err) {

@@ -208,7 +208,7 @@ func (b *Backend) key(p string) (string, error) {
 }
 
 // ReadFile reads an object. Object stores have no symbolic links.
-func (b *Backend) ReadFile(ctx context.Context, p string) ([]byte, error) {
+func (b *Backend) ReadFile(ctx context.Context, p string, limit int64) ([]byte, error) {
 	key, err := b.key(p)
 	if err != nil {
 		return nil, err
@@ -216,9 +216,12 @@ func (b *Backend) ReadFile(ctx context.Context, p string) ([]byte, error) {
 	// The SDK retries the request; a body cut off mid-read is retried here.
 	var lastErr error
 	for attempt := 0; attempt < 3; attempt++ {
-		data, err := b.get(ctx, key)
+		data, err := b.get(ctx, key, limit)
 		if err == nil {
 			return data, nil
+		}
+		if err == errTooLarge {
+			return nil, &storage.TooLargeError{Path: p, Limit: limit}
 		}
 		if isNotFound(err) {
 			return nil, fmt.Errorf("%s: %w", p, storage.ErrNotExist)
@@ -237,7 +240,11 @@ type bodyError struct{ err error }
 func (e *bodyError) Error() string { return e.err.Error() }
 func (e *bodyError) Unwrap() error { return e.err }
 
-func (b *Backend) get(ctx context.Context, key string) ([]byte, error) {
+var errTooLarge = errors.New("too large")
+
+// get reads an object of at most limit bytes. A larger one is not read on: its size
+// is in the response's header, or else the body is cut at limit+1 bytes.
+func (b *Backend) get(ctx context.Context, key string, limit int64) ([]byte, error) {
 	if err := b.acquire(ctx); err != nil {
 		return nil, err
 	}
@@ -248,11 +255,16 @@ func (b *Backend) get(ctx context.Context, key string) ([]byte, error) {
 	}
 	defer out.Body.Close()
 	var buf bytes.Buffer
-	if out.ContentLength != nil && *out.ContentLength > 0 {
-		buf.Grow(int(*out.ContentLength))
+	if n := aws.ToInt64(out.ContentLength); n > limit {
+		return nil, errTooLarge
+	} else if n > 0 {
+		buf.Grow(int(n))
 	}
-	if _, err := io.Copy(&buf, out.Body); err != nil {
+	if _, err := io.Copy(&buf, io.LimitReader(out.Body, limit+1)); err != nil {
 		return nil, &bodyError{err}
+	}
+	if int64(buf.Len()) > limit {
+		return nil, errTooLarge
 	}
 	return buf.Bytes(), nil
 }
