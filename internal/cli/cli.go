@@ -4,6 +4,7 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -64,7 +65,14 @@ Options:
                         pausing them (not for Swarm services).
       --no-restart      Only unpause a registry whose blob descriptor cache may
                         name deleted blobs (by default it is restarted).
-  -j, --jobs N          Concurrent storage operations (default %[2]d).
+  -j, --jobs N          Concurrent storage operations, 1 to 1024 (default %[2]d).
+      --wait DURATION   When another real run holds the storage's lock, wait
+                        up to this long for it (default 0: exit 1 at once).
+                        Dry runs take no lock and never wait.
+
+Exit status: 0 done; 1 an error, or a named repository or tag that does not
+exist; 2 a bad command line. With --json, stdout always holds one JSON document,
+with "completed": false and "error" when the run stopped early.
 `
 
 // Main runs the command line and returns the exit status.
@@ -78,12 +86,34 @@ type options struct {
 	remove, volume, quiet, version, help, dryRun, json bool
 	stop, noRestart                                    bool
 	root, config                                       string
-	grace, uploadAge                                   time.Duration
+	grace, uploadAge, wait                             time.Duration
 	jobs                                               int
 	graceSet                                           bool
 }
 
-func defaultJobs() int { return max(16, 4*runtime.NumCPU()) }
+// MaxJobs bounds --jobs: past a thousand concurrent operations no storage gets
+// faster, and a typo of a few zeros must not start a million goroutines.
+const MaxJobs = 1024
+
+func defaultJobs() int { return min(max(16, 4*runtime.NumCPU()), MaxJobs) }
+
+// outcome is how a run ends: its exit status, its report (nil when it stopped
+// before it had a plan) and the error that stopped it, if any.
+type outcome struct {
+	code  int
+	rep   *report.Report
+	err   error
+	stage string // where err happened, for the JSON report
+	usage bool   // a command-line error: the usage text follows it
+}
+
+func usageError(format string, args ...any) outcome {
+	return outcome{code: ExitUsage, err: fmt.Errorf(format, args...), stage: "command line", usage: true}
+}
+
+func failed(stage string, err error) outcome {
+	return outcome{code: ExitError, err: err, stage: stage}
+}
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	prog := "clean-registry"
@@ -92,6 +122,66 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	usage := fmt.Sprintf(usageText, prog, defaultJobs())
 	var o options
+	out := parseAndRun(ctx, prog, usage, args, &o, stdout, stderr)
+	return finish(ctx, out, o, usage, args, stdout, stderr)
+}
+
+// finish is the one exit path: the error on stderr, and with --json exactly one
+// JSON document on stdout, whatever the stage the run stopped at.
+func finish(ctx context.Context, out outcome, o options, usage string, args []string, stdout, stderr io.Writer) int {
+	msg := ""
+	if out.err != nil {
+		msg = strings.TrimSpace(out.err.Error())
+		if ctx.Err() != nil && out.stage != "command line" {
+			msg = "interrupted: " + msg + " (a rerun completes the cleaning)"
+		}
+		fmt.Fprintln(stderr, "ERROR: "+msg)
+		if out.usage {
+			fmt.Fprint(stderr, usage)
+		}
+	}
+	if o.json || (out.stage == "command line" && wantsJSON(args)) {
+		rep := out.rep
+		if rep == nil {
+			rep = report.Stopped(storageName(o), out.stage, nil)
+		}
+		if out.err != nil {
+			rep.Completed = false
+			rep.Error, rep.Stage = msg, out.stage
+		}
+		if err := rep.WriteJSON(stdout); err != nil && out.err == nil {
+			fmt.Fprintln(stderr, "ERROR: writing the JSON report: "+err.Error())
+			return ExitError
+		}
+	}
+	if out.err == nil && out.rep != nil && len(out.rep.Failures) > 0 {
+		return ExitError
+	}
+	return out.code
+}
+
+// wantsJSON tells whether a command line that could not be parsed asked for JSON.
+func wantsJSON(args []string) bool {
+	for _, a := range args {
+		switch a {
+		case "--":
+			return false
+		case "--json", "--json=true":
+			return true
+		}
+	}
+	return false
+}
+
+// storageName names the storage of a run that stopped before opening it.
+func storageName(o options) string {
+	if o.root != "" {
+		return o.root
+	}
+	return o.config
+}
+
+func parseAndRun(ctx context.Context, prog, usage string, args []string, o *options, stdout, stderr io.Writer) outcome {
 	flags := pflag.NewFlagSet(prog, pflag.ContinueOnError)
 	flags.SetOutput(io.Discard)
 	flags.BoolVarP(&o.remove, "remove", "x", false, "")
@@ -104,36 +194,50 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	flags.StringVar(&o.config, "config", "", "")
 	flags.DurationVar(&o.grace, "grace", DefaultGrace, "")
 	flags.DurationVar(&o.uploadAge, "upload-age", 24*time.Hour, "")
+	flags.DurationVar(&o.wait, "wait", 0, "")
 	flags.BoolVar(&o.json, "json", false, "")
 	flags.BoolVar(&o.stop, "stop", false, "")
 	flags.BoolVar(&o.noRestart, "no-restart", false, "")
 	flags.IntVarP(&o.jobs, "jobs", "j", defaultJobs(), "")
 	if err := flags.Parse(args); err != nil {
-		fmt.Fprintf(stderr, "ERROR: %v\n%s", err, usage)
-		return ExitUsage
+		return usageError("%v", err)
 	}
 	o.graceSet = flags.Changed("grace")
 	switch {
 	case o.help:
 		fmt.Fprint(stdout, usage)
-		return ExitOK
+		return outcome{code: ExitOK}
 	case o.version:
 		fmt.Fprintf(stdout, "%s %s\n", prog, Version)
-		return ExitOK
+		return outcome{code: ExitOK}
 	}
-	if o.root != "" && o.config != "" {
-		fmt.Fprintf(stderr, "ERROR: --root and --config exclude each other\n%s", usage)
-		return ExitUsage
+	for _, name := range []string{"root", "config"} {
+		if flags.Changed(name) && strings.TrimSpace(flags.Lookup(name).Value.String()) == "" {
+			return usageError("--%s needs a path, not an empty string", name)
+		}
 	}
-	if o.jobs < 1 || o.grace < 0 || o.uploadAge < 0 {
-		fmt.Fprintf(stderr, "ERROR: --jobs must be at least 1, --grace and --upload-age not negative\n%s", usage)
-		return ExitUsage
+	switch {
+	case o.root != "" && o.config != "":
+		return usageError("--root and --config exclude each other")
+	case o.jobs < 1 || o.jobs > MaxJobs:
+		return usageError("--jobs must be within 1..%d, not %d", MaxJobs, o.jobs)
+	case o.grace < 0:
+		return usageError("--grace must not be negative, not %s", o.grace)
+	case o.uploadAge < 0:
+		return usageError("--upload-age must not be negative, not %s", o.uploadAge)
+	case o.wait < 0:
+		return usageError("--wait must not be negative, not %s", o.wait)
 	}
 	positional := flags.Args()
 	direct := o.root != "" || o.config != ""
 	if !direct && len(positional) == 0 {
+		// The seed's answer to no arguments: the usage, exit 1.
+		if o.json {
+			fmt.Fprint(stderr, usage)
+			return failed("command line", errors.New("no target given"))
+		}
 		fmt.Fprint(stdout, usage)
-		return ExitError
+		return outcome{code: ExitError}
 	}
 	names := positional
 	if !direct {
@@ -143,29 +247,26 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	for _, n := range names {
 		repo, tag, err := layout.ParseReference(n)
 		if err != nil {
-			fmt.Fprintf(stderr, "ERROR: Invalid Docker repository/tag: %s\n", n)
-			return ExitError
+			return failed("command line", fmt.Errorf("Invalid Docker repository/tag: %s", n))
 		}
 		selectors = append(selectors, clean.Selector{Repo: repo, Tag: tag})
 	}
 	if o.remove && len(selectors) == 0 {
-		fmt.Fprintln(stderr, "ERROR: The -x option requires that you specify at least one repository...")
-		return ExitError
+		return failed("command line", errors.New("The -x option requires that you specify at least one repository..."))
 	}
 	if !direct {
-		return runDocker(ctx, positional[0], selectors, o, stdout, stderr)
+		return runDocker(ctx, positional[0], selectors, *o, stdout, stderr)
 	}
 
-	target, err := openTarget(ctx, o)
+	target, err := openTarget(ctx, *o)
 	if err != nil {
-		fmt.Fprintf(stderr, "ERROR: %v\n", err)
-		return ExitError
+		return failed("target", err)
 	}
 	grace := o.grace
 	if !o.graceSet && target.quiesced {
 		grace = 0
 	}
-	return runClean(ctx, target.backend, o.cleanOptions(selectors, grace), o, stdout, stderr)
+	return runClean(ctx, target.backend, o.cleanOptions(selectors, grace), *o, stdout, stderr)
 }
 
 // cleanOptions are the options of one run, from the command line's.
@@ -198,23 +299,26 @@ func openTarget(ctx context.Context, o options) (*target, error) {
 	return &target{backend: b, quiesced: st.ReadOnly}, nil
 }
 
-func runClean(ctx context.Context, b storage.Backend, opts clean.Options, o options, stdout, stderr io.Writer) int {
-	code, _ := runCleanReport(ctx, b, opts, o, stdout, stderr)
-	return code
-}
-
-// runCleanReport is runClean that also returns the report (nil when the scan failed).
-func runCleanReport(ctx context.Context, b storage.Backend, opts clean.Options, o options, stdout, stderr io.Writer) (int, *report.Report) {
+// runClean runs one cleaning of b; a real run holds the storage's lock throughout.
+func runClean(ctx context.Context, b storage.Backend, opts clean.Options, o options, stdout, stderr io.Writer) outcome {
 	if !o.quiet && !o.json {
 		opts.Log = stdout
 	}
+	if !opts.DryRun {
+		release, err := takeLock(ctx, b, o, stderr)
+		if err != nil {
+			return failed("lock", err)
+		}
+		defer release()
+	}
+	return runCleanLocked(ctx, b, opts, o, stdout, stderr)
+}
+
+// runCleanLocked is runClean for a caller that holds the lock (or a dry run).
+func runCleanLocked(ctx context.Context, b storage.Backend, opts clean.Options, o options, stdout, stderr io.Writer) outcome {
 	rep, err := clean.Run(ctx, b, opts)
 	if rep != nil {
-		if o.json {
-			if jerr := rep.WriteJSON(stdout); jerr != nil && err == nil {
-				err = jerr
-			}
-		} else if !o.quiet {
+		if !o.json && !o.quiet {
 			rep.WriteText(stdout)
 		}
 		for _, f := range rep.Failures {
@@ -222,15 +326,11 @@ func runCleanReport(ctx context.Context, b storage.Backend, opts clean.Options, 
 		}
 	}
 	if err != nil {
-		msg := err.Error()
-		if ctx.Err() != nil {
-			msg = "interrupted: " + msg + " (a rerun completes the cleaning)"
+		stage := "delete"
+		if rep == nil {
+			stage = "scan"
 		}
-		fmt.Fprintln(stderr, "ERROR: "+strings.TrimSpace(msg))
-		return ExitError, rep
+		return outcome{code: ExitError, rep: rep, err: err, stage: stage}
 	}
-	if len(rep.Failures) > 0 {
-		return ExitError, rep
-	}
-	return ExitOK, rep
+	return outcome{code: ExitOK, rep: rep}
 }

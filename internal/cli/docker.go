@@ -6,7 +6,6 @@ import (
 	"io"
 
 	"github.com/clean-registry/clean-registry/internal/clean"
-	"github.com/clean-registry/clean-registry/internal/report"
 	"github.com/clean-registry/clean-registry/internal/runtime/docker"
 	"github.com/clean-registry/clean-registry/internal/storage"
 )
@@ -14,11 +13,10 @@ import (
 // runDocker cleans the registry behind a container, service or volume (-v): it
 // finds the storage as the registry sees it, quiesces the registry for a real run,
 // and restores it on every path.
-func runDocker(ctx context.Context, target string, selectors []clean.Selector, o options, stdout, stderr io.Writer) int {
+func runDocker(ctx context.Context, target string, selectors []clean.Selector, o options, stdout, stderr io.Writer) outcome {
 	c, err := docker.NewClient(ctx)
 	if err != nil {
-		fmt.Fprintf(stderr, "ERROR: %v\n", err)
-		return ExitError
+		return failed("target", err)
 	}
 	defer c.Close()
 	var progress io.Writer
@@ -28,8 +26,7 @@ func runDocker(ctx context.Context, target string, selectors []clean.Selector, o
 	dopts := docker.Options{Volume: o.volume, Stop: o.stop, NoRestart: o.noRestart, Log: progress, Warn: stderr}
 	reg, err := c.Resolve(ctx, target, dopts)
 	if err != nil {
-		fmt.Fprintf(stderr, "ERROR: %v\n", err)
-		return ExitError
+		return failed("target", err)
 	}
 	if progress != nil {
 		for _, n := range reg.Notes {
@@ -38,8 +35,7 @@ func runDocker(ctx context.Context, target string, selectors []clean.Selector, o
 	}
 	b, err := dockerBackend(ctx, reg, o)
 	if err != nil {
-		fmt.Fprintf(stderr, "ERROR: %v\n", err)
-		return ExitError
+		return failed("target", err)
 	}
 	opts := o.cleanOptions(selectors, o.grace)
 	if o.dryRun {
@@ -49,20 +45,29 @@ func runDocker(ctx context.Context, target string, selectors []clean.Selector, o
 		}
 		return runClean(ctx, b, opts, o, stdout, stderr)
 	}
-	code := ExitError
+	// The lock first: a second run waits or gives up before it pauses anything.
+	release, err := takeLock(ctx, b, o, stderr)
+	if err != nil {
+		return failed("lock", err)
+	}
+	defer release()
+	var out outcome
 	err = c.WithQuiesced(ctx, reg, dopts, func(ctx context.Context, quiesced bool) (docker.Outcome, error) {
 		if !o.graceSet && quiesced {
 			opts.Grace = 0
 		}
-		var rep *report.Report
-		code, rep = runCleanReport(ctx, b, opts, o, stdout, stderr)
-		return docker.OutcomeOf(rep), nil
+		out = runCleanLocked(ctx, b, opts, o, stdout, stderr)
+		return docker.OutcomeOf(out.rep), nil
 	})
 	if err != nil {
-		fmt.Fprintf(stderr, "ERROR: %v\n", err)
-		return ExitError
+		if out.err == nil {
+			out.err, out.stage = err, "target"
+		} else {
+			out.err = fmt.Errorf("%w; then: %v", out.err, err)
+		}
+		out.code = ExitError
 	}
-	return code
+	return out
 }
 
 func dockerBackend(ctx context.Context, reg *docker.Registry, o options) (storage.Backend, error) {

@@ -56,8 +56,11 @@ type Report struct {
 	Storage string `json:"storage"`
 	DryRun  bool   `json:"dry_run"`
 	// Completed is false when the run stopped early (see Error).
-	Completed    bool                    `json:"completed"`
-	Error        string                  `json:"error,omitempty"`
+	Completed bool   `json:"completed"`
+	Error     string `json:"error,omitempty"`
+	// Stage names where a run that stopped early stopped: "command line", "target",
+	// "lock", "scan", "delete".
+	Stage        string                  `json:"stage,omitempty"`
 	Scanned      int64                   `json:"files_scanned"`
 	Applied      int                     `json:"deletions_applied"`
 	Total        Count                   `json:"total"`
@@ -122,6 +125,17 @@ func New(inv *inventory.Inventory, p *plan.Plan, dryRun bool) *Report {
 				rs.Bytes += d.LinkedBytes
 			}
 		}
+	}
+	return r
+}
+
+// Stopped is the report of a run that stopped before it had a plan: no deletion,
+// the error and where it happened. With --json it is what a script gets to parse.
+func Stopped(storage, stage string, err error) *Report {
+	r := &Report{Storage: storage, Stage: stage, ByKind: map[string]Count{}, ByRepository: map[string]*RepoSummary{},
+		Problems: []inventory.Problem{}, Failures: []string{}}
+	if err != nil {
+		r.Error = err.Error()
 	}
 	return r
 }
