@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"iter"
-	"runtime/debug"
 	"time"
 
 	"github.com/clean-registry/clean-registry/internal/execute"
@@ -47,6 +46,7 @@ type Options struct {
 // succeeded, also with an error that stopped the execution part way.
 func Run(ctx context.Context, b storage.Backend, opts Options) (*report.Report, error) {
 	started := time.Now()
+	defer tuneGC()()
 	now := opts.Now
 	if now.IsZero() {
 		now = started
@@ -63,13 +63,9 @@ func Run(ctx context.Context, b storage.Backend, opts Options) (*report.Report, 
 	// size or a time, which a filesystem walk does not give. Then the real plan.
 	candidates := pol
 	candidates.Grace = 0
-	// The scan's garbage (paths, read buffers, the blob stripes) is dead now, and so
-	// is the first plan's growth after it: hand the pages back before the next phase
-	// rather than let the peak carry them. A collection of the compact inventory
-	// costs tens of milliseconds for a million files.
-	debug.FreeOSMemory()
+	releaseMemory() // the scan's garbage: paths, read buffers, the blob stripes
 	p := plan.Make(inv, candidates)
-	debug.FreeOSMemory()
+	releaseMemory() // the first plan's growth
 	if err := inv.Complete(ctx, b, refsOf(inv, p, opts.Grace > 0), jobs); err != nil {
 		return nil, fmt.Errorf("reading sizes and times: %w", err)
 	}
