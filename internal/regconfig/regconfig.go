@@ -1,13 +1,18 @@
 // Package regconfig reads a registry's own config.yml with the registry's own
 // configuration package, so that clean-registry sees the storage exactly as the
 // registry does, REGISTRY_* environment overrides included.
+//
+// The overrides come from an explicit environment (for a Docker target, the
+// registry container's), never from this process's: the package neither reads
+// this process's REGISTRY_* variables nor changes its environment, so it is safe
+// to use from concurrent goroutines and inside a registry's own container.
 package regconfig
 
 import (
-	"bytes"
+	"errors"
 	"fmt"
 	"os"
-	"strings"
+	"reflect"
 
 	"github.com/distribution/distribution/v3/configuration"
 )
@@ -41,16 +46,28 @@ func Load(path string, env []string) (*Storage, error) {
 	return Parse(data, env)
 }
 
-// Parse parses config.yml content with env overrides applied.
+// Parse parses config.yml content with env overrides applied. env holds
+// "NAME=value" entries; only its REGISTRY_* ones matter, and this process's own
+// environment plays no part.
 func Parse(data []byte, env []string) (*Storage, error) {
-	cfg, err := parseWithEnv(data, env)
+	cfg, err := parseConfig(data, env)
 	if err != nil {
 		return nil, fmt.Errorf("registry configuration: %w", err)
 	}
+	return storageOf(cfg), nil
+}
+
+// storageOf extracts what clean-registry needs, reading the keys the way the
+// registry's handlers.NewApp does.
+func storageOf(cfg *configuration.Configuration) *Storage {
 	s := &Storage{Driver: cfg.Storage.Type(), Parameters: map[string]any{}}
 	for k, v := range cfg.Storage.Parameters() {
 		s.Parameters[k] = v
 	}
+	// The registry only accepts readonly as a mapping decoded from YAML
+	// (map[any]any) with a boolean enabled, and panics at startup otherwise (an
+	// override such as REGISTRY_STORAGE_MAINTENANCE_READONLY_ENABLED creates a
+	// map[string]any): anything else is not read-only here.
 	if ro, ok := cfg.Storage["maintenance"]["readonly"].(map[any]any); ok {
 		if enabled, ok := ro["enabled"].(bool); ok {
 			s.ReadOnly = enabled
@@ -70,7 +87,7 @@ func Parse(data []byte, env []string) (*Storage, error) {
 			s.Parameters["rootdirectory"] = DefaultRootDirectory
 		}
 	}
-	return s, nil
+	return s
 }
 
 // RootDirectory is the filesystem driver's rootdirectory.
@@ -81,42 +98,96 @@ func (s *Storage) RootDirectory() string {
 	return DefaultRootDirectory
 }
 
-// parseWithEnv runs the registry's parser, which reads overrides from the process
-// environment, with exactly the given environment's REGISTRY_* variables in place.
-func parseWithEnv(data []byte, env []string) (*configuration.Configuration, error) {
-	restore := swapRegistryEnv(env)
-	defer restore()
-	return configuration.Parse(bytes.NewReader(data))
+// noProcessEnv is the environment prefix given to the registry's parser. The
+// parser snapshots os.Environ() and applies the variables named
+// strings.ToUpper(prefix)+"_"...; a name never contains "=" (os.Environ entries
+// are split at their first "="), so with this prefix nothing of this process's
+// environment is applied. The overrides of the given env are applied by
+// applyOverrides instead.
+const noProcessEnv = "="
+
+// The defaults configuration.Parse gives when converting a version 0.1
+// configuration (unexported upstream; TestAgainstUpstream checks them).
+const (
+	defaultMaxEntries = 1000
+	defaultMaxTags    = 1000
+)
+
+// parseConfig is configuration.Parse with the REGISTRY_* overrides taken from env
+// rather than from the process environment: the registry's parser checks the
+// version and decodes the YAML; the overrides and then the version 0.1
+// conversion upstream's Parse does are applied in the ConversionFunc, which the
+// parser calls right after decoding (where it would have applied its own
+// environment).
+//
+// Where the registry would panic (several storage drivers, some malformed
+// overrides), parseConfig returns an error.
+func parseConfig(data []byte, env []string) (cfg *configuration.Configuration, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			cfg, err = nil, fmt.Errorf("the registry would fail on this configuration: %v", r)
+		}
+	}()
+	overrides := registryOverrides(env)
+	p := configuration.NewParser(noProcessEnv, []configuration.VersionedParseInfo{{
+		Version: configuration.MajorMinorVersion(0, 1),
+		// v0_1Configuration, which upstream's Parse decodes into, is defined as
+		// Configuration: same fields, same tags, no methods of its own.
+		ParseAs: reflect.TypeFor[configuration.Configuration](),
+		ConversionFunc: func(c any) (any, error) {
+			cfg, ok := c.(*configuration.Configuration)
+			if !ok {
+				return nil, fmt.Errorf("expected *configuration.Configuration, received %#v", c)
+			}
+			if err := applyOverrides(cfg, overrides); err != nil {
+				return nil, err
+			}
+			return cfg, convertV01(cfg)
+		},
+	}})
+	cfg = new(configuration.Configuration)
+	if err := p.Parse(data, cfg); err != nil {
+		return nil, err
+	}
+	return cfg, nil
 }
 
-var envLock = make(chan struct{}, 1)
+// convertV01 does what configuration.Parse's version 0.1 conversion does: log level
+// and limit defaults, and the checks on maxtags and the storage driver.
+func convertV01(cfg *configuration.Configuration) error {
+	if cfg.Log.Level == "" {
+		cfg.Log.Level = cfg.Loglevel
+		if cfg.Log.Level == "" {
+			cfg.Log.Level = "info"
+		}
+	}
+	cfg.Loglevel = ""
+	if cfg.Catalog.MaxEntries <= 0 {
+		cfg.Catalog.MaxEntries = defaultMaxEntries
+	}
+	switch {
+	case cfg.Tags.MaxTags < 0:
+		return errors.New("maxtags limit must be a non-negative integer value")
+	case cfg.Tags.MaxTags == 0:
+		cfg.Tags.MaxTags = defaultMaxTags
+	}
+	typ, err := storageType(cfg.Storage)
+	if err != nil {
+		return err
+	}
+	if typ == "" {
+		return errors.New("no storage configuration provided")
+	}
+	return nil
+}
 
-func swapRegistryEnv(env []string) (restore func()) {
-	envLock <- struct{}{}
-	saved := map[string]string{}
-	for _, kv := range os.Environ() {
-		k, v, _ := strings.Cut(kv, "=")
-		if strings.HasPrefix(k, "REGISTRY_") {
-			saved[k] = v
-			os.Unsetenv(k)
+// storageType is Storage.Type, with its panic on several drivers (say a file's
+// filesystem and an override's s3) as an error.
+func storageType(s configuration.Storage) (typ string, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("%v", r)
 		}
-	}
-	for _, kv := range env {
-		k, v, _ := strings.Cut(kv, "=")
-		if strings.HasPrefix(k, "REGISTRY_") {
-			os.Setenv(k, v)
-		}
-	}
-	return func() {
-		for _, kv := range env {
-			k, _, _ := strings.Cut(kv, "=")
-			if strings.HasPrefix(k, "REGISTRY_") {
-				os.Unsetenv(k)
-			}
-		}
-		for k, v := range saved {
-			os.Setenv(k, v)
-		}
-		<-envLock
-	}
+	}()
+	return s.Type(), nil
 }
