@@ -3,9 +3,13 @@ package execute
 import (
 	"context"
 	"errors"
+	"reflect"
+	"strings"
 	"sync"
 	"testing"
+	"time"
 
+	"github.com/clean-registry/clean-registry/internal/inventory"
 	"github.com/clean-registry/clean-registry/internal/layout"
 	"github.com/clean-registry/clean-registry/internal/plan"
 	"github.com/clean-registry/clean-registry/internal/storage"
@@ -39,16 +43,42 @@ func (r *recorder) PruneDirs(ctx context.Context, dirs []string) error {
 	return nil
 }
 
+// blobDigest is the one blob of testPlan's storage, which no manifest references.
+var blobDigest = layout.Digest{0xff}
+
+// testPlan is the plan of removing repository a/b (-x a/b), which links 2,500
+// manifests, from a storage that also holds one unreferenced blob: 2,500 revisions,
+// one blob and the repository, in three phases.
 func testPlan() *plan.Plan {
-	var ds []plan.Deletion
+	b := inventory.NewBuilder("test")
+	b.Blob(blobDigest, 10, inventory.ToTime(now.Add(-48*time.Hour)))
+	b.BlobsDone()
 	for i := 0; i < 2500; i++ {
 		var d layout.Digest
 		d[0], d[1] = byte(i>>8), byte(i)
-		ds = append(ds, plan.Deletion{Kind: plan.Revision, Repo: "a/b", Digest: d})
+		b.Revision("a/b", d, inventory.ToTime(now.Add(-48*time.Hour)))
 	}
-	ds = append(ds, plan.Deletion{Kind: plan.Blob, Digest: layout.Digest{1}})
-	ds = append(ds, plan.Deletion{Kind: plan.Repository, Repo: "a/b"})
-	return plan.Of(ds...)
+	return plan.Make(b.Build(), plan.Policy{
+		Select: []plan.Selector{{Repo: "a/b"}}, Remove: true, Grace: time.Hour, UploadAge: 24 * time.Hour, Now: now,
+	})
+}
+
+var now = time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
+
+func TestTestPlan(t *testing.T) {
+	p := testPlan()
+	if len(p.Failures) > 0 || len(p.Notes) > 0 {
+		t.Fatalf("failures %v, notes %v", p.Failures, p.Notes)
+	}
+	for _, k := range []plan.Kind{plan.Revision, plan.Blob, plan.Repository} {
+		start, end := p.Phase(k)
+		if want := map[plan.Kind]int{plan.Revision: 2500, plan.Blob: 1, plan.Repository: 1}[k]; end-start != want {
+			t.Errorf("%d %ss planned, want %d", end-start, k, want)
+		}
+	}
+	if p.Len() != 2502 {
+		t.Errorf("%d deletions planned, want 2502", p.Len())
+	}
 }
 
 func TestRunAppliesPhasesInOrder(t *testing.T) {
@@ -64,14 +94,29 @@ func TestRunAppliesPhasesInOrder(t *testing.T) {
 	if len(phases) != 3 || phases[0] != plan.Revision || phases[1] != plan.Blob || phases[2] != plan.Repository {
 		t.Fatalf("phases %v", phases)
 	}
-	// Every revision unit precedes the blob unit: phases never interleave.
-	if r.units[2500].Dir != layout.BlobDir(layout.Digest{1}) {
+	// Every revision unit precedes the blob unit, and the blob unit the repository's
+	// units: phases never interleave.
+	if len(r.units) != 2504 {
+		t.Fatalf("%d units, want 2504", len(r.units))
+	}
+	for i, u := range r.units[:2500] {
+		if !strings.HasPrefix(u.Dir, layout.RevisionsDir("a/b")+"/") {
+			t.Fatalf("unit %d is %s", i, u.Dir)
+		}
+	}
+	if r.units[2500].Dir != layout.BlobDir(blobDigest) {
 		t.Fatalf("unit 2500 is %s", r.units[2500].Dir)
 	}
-	n := len(r.pruned)
-	if n < 3 || r.pruned[0] != layout.RepoDir("a/b")+"/_manifests/revisions/sha256" ||
-		r.pruned[n-2] != layout.RepoDir("a/b") || r.pruned[n-1] != layout.RepoDir("a") {
-		t.Fatalf("pruned %v", r.pruned)
+	for i, dir := range layout.ReservedDirs("a/b") {
+		if r.units[2501+i].Dir != dir {
+			t.Fatalf("unit %d is %s, want %s", 2501+i, r.units[2501+i].Dir, dir)
+		}
+	}
+	// Then the empty directories, deepest first: the repository's skeleton, itself and
+	// its parent.
+	want := append(layout.SkeletonDirs("a/b"), layout.RepoDir("a/b"), layout.RepoDir("a"))
+	if !reflect.DeepEqual(r.pruned, want) {
+		t.Fatalf("pruned %v, want %v", r.pruned, want)
 	}
 }
 
@@ -82,8 +127,11 @@ func TestRunStopsAtAFailedPhase(t *testing.T) {
 		t.Fatalf("err = %v", err)
 	}
 	for _, u := range r.units {
-		if u.Dir == layout.BlobDir(layout.Digest{1}) {
-			t.Fatal("a blob was deleted after the revision phase failed")
+		if !strings.HasPrefix(u.Dir, layout.RevisionsDir("a/b")+"/") {
+			t.Fatalf("%s was deleted after the revision phase failed", u.Dir)
 		}
+	}
+	if len(r.pruned) > 0 {
+		t.Fatalf("pruned %v after the revision phase failed", r.pruned)
 	}
 }

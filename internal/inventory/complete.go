@@ -13,23 +13,28 @@ import (
 
 // Ref names one link or blob of the inventory whose size or time is wanted.
 type Ref struct {
-	Kind layout.Kind // KindBlobData, KindLayerLink, KindRevisionLink or KindTagIndexLink
+	Kind layout.Kind // KindBlobData, KindLayerLink, KindRevisionLink, KindTagIndexLink or KindTagCurrentLink
 	Repo string
 	Tag  string
 	ID   ID
 }
 
 func (inv *Inventory) path(r Ref) string {
-	d := inv.Digest(r.ID)
+	var d layout.Digest
+	if r.Kind != layout.KindTagCurrentLink {
+		d = inv.Digest(r.ID)
+	}
 	switch r.Kind {
 	case layout.KindBlobData:
 		return layout.BlobData(d)
 	case layout.KindLayerLink:
-		return layout.LayerDir(r.Repo, d) + "/" + layout.Link
+		return layout.LayerLink(r.Repo, d)
 	case layout.KindRevisionLink:
-		return layout.RevisionDir(r.Repo, d) + "/" + layout.Link
+		return layout.RevisionLink(r.Repo, d)
 	case layout.KindTagIndexLink:
-		return layout.TagIndexDir(r.Repo, r.Tag, d) + "/" + layout.Link
+		return layout.TagIndexLink(r.Repo, r.Tag, d)
+	case layout.KindTagCurrentLink:
+		return layout.TagCurrentLink(r.Repo, r.Tag)
 	}
 	return ""
 }
@@ -84,8 +89,20 @@ func (inv *Inventory) known(r Ref) bool {
 		b := inv.Blobs[r.ID]
 		return b.Size >= 0 && b.ModTime != 0
 	}
+	if r.Kind == layout.KindTagCurrentLink {
+		t := inv.tag(r)
+		return t == nil || !t.HasCurrent || t.CurrentModTime != 0
+	}
 	l := inv.link(r)
 	return l == nil || l.ModTime != 0
+}
+
+// tag finds the tag a ref names, or nil.
+func (inv *Inventory) tag(r Ref) *Tag {
+	if repo := inv.Repos[r.Repo]; repo != nil {
+		return repo.Tags[r.Tag]
+	}
+	return nil
 }
 
 // link finds the link a ref names, or nil.
@@ -116,6 +133,12 @@ func (inv *Inventory) record(r Ref, f storage.File) {
 		}
 		if b.ModTime == 0 {
 			b.ModTime = t
+		}
+		return
+	}
+	if r.Kind == layout.KindTagCurrentLink {
+		if tg := inv.tag(r); tg != nil {
+			tg.CurrentModTime = t
 		}
 		return
 	}

@@ -336,6 +336,3 @@ func (t Digests) Size(id ID) int64 {
 	}
 	return -1
 }
-
-// DigestsOf is a digest table of the given digests, IDs in their order, sizes unknown.
-func DigestsOf(ds []layout.Digest) Digests { return Digests{named: ds} }

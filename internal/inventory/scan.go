@@ -101,7 +101,7 @@ func (s *scanner) visit(ctx context.Context, f storage.File) error {
 			current, linkErr = layout.ParseLink(data)
 		}
 	case layout.KindUploadFile:
-		if info.Rest == "startedat" {
+		if info.Rest == layout.StartedAt {
 			if data, err := s.b.ReadFile(ctx, f.Path, layout.MaxLinkSize); err == nil {
 				startedAt, _ = time.Parse(time.RFC3339, strings.TrimSpace(string(data)))
 			}
@@ -169,9 +169,9 @@ func (s *scanner) visit(ctx context.Context, f storage.File) error {
 		if info.Repo != "" {
 			bld.Repo(info.Repo, func(r *Repo) { r.Unknown++ })
 			s.problem(Problem{Kind: UnknownFile, Path: f.Path, Repo: info.Repo, Detail: "not part of the registry layout; left alone"})
-		} else if strings.HasPrefix(f.Path, layout.RepositoriesDir+"/") && !strings.Contains(f.Path, "/_") {
+		} else if _, inside, ok := layout.CutRepository(f.Path); ok && inside == "" {
 			s.problem(Problem{Kind: UnknownFile, Path: f.Path, Detail: "not part of the registry layout; left alone"})
-		} else if strings.HasPrefix(f.Path, layout.RepositoriesDir+"/") {
+		} else if ok {
 			// Inside something that looks like a repository but whose name is invalid: the
 			// registry cannot serve it, yet its links may name blobs; keep them all.
 			bld.Blind(f.Path)
@@ -230,17 +230,11 @@ func escapePath(p string) string {
 // belongs to (the path up to its first reserved "_" component, or the whole path)
 // then exists in the inventory, and a plan removes it when it holds nothing else.
 func (s *scanner) emptyDir(p string) {
-	rest, ok := strings.CutPrefix(p, layout.RepositoriesDir+"/")
-	if !ok {
+	name, _, ok := layout.CutRepository(p)
+	if !ok || layout.ValidRepository(name) != nil {
 		return
 	}
-	if i := strings.Index(rest, "/_"); i >= 0 {
-		rest = rest[:i]
-	}
-	if layout.ValidRepository(rest) != nil {
-		return
-	}
-	s.build.Repo(rest, nil)
+	s.build.Repo(name, nil)
 }
 
 // verifyLink checks that a revision, layer or tag-index link says what its path says.

@@ -4,10 +4,6 @@
 package plan
 
 import (
-	"path"
-	"strings"
-
-	"github.com/clean-registry/clean-registry/internal/inventory"
 	"github.com/clean-registry/clean-registry/internal/layout"
 	"github.com/clean-registry/clean-registry/internal/storage"
 )
@@ -134,7 +130,7 @@ func (d Deletion) Units() []storage.Unit {
 	case TagHistory, Revision, LayerLink:
 		return []storage.Unit{{Dir: dir, Files: []string{layout.Link}}}
 	case Blob:
-		return []storage.Unit{{Dir: dir, Files: []string{"data"}}}
+		return []storage.Unit{{Dir: dir, Files: []string{layout.Data}}}
 	case Tag, Upload:
 		return []storage.Unit{{Dir: dir, Files: d.files}}
 	case Repository:
@@ -145,11 +141,12 @@ func (d Deletion) Units() []storage.Unit {
 		}
 		// Removed on request: the repository's own reserved directories, whatever they
 		// still hold, but not a nested repository below them.
-		return []storage.Unit{
-			{Dir: dir + "/" + layout.UploadsDir},
-			{Dir: dir + "/" + layout.LayersDir},
-			{Dir: dir + "/" + layout.ManifestsDir},
+		reserved := layout.ReservedDirs(d.Repo)
+		units := make([]storage.Unit, len(reserved))
+		for i, dir := range reserved {
+			units[i] = storage.Unit{Dir: dir}
 		}
+		return units
 	}
 	panic("plan: deletion of unknown kind")
 }
@@ -161,15 +158,7 @@ func (d Deletion) PruneDirs() []string {
 	if d.Kind != Repository {
 		return nil
 	}
-	dir := d.Dir()
-	dirs := []string{
-		dir + "/_manifests/revisions/sha256", dir + "/_manifests/revisions", dir + "/_manifests/tags",
-		dir + "/_manifests", dir + "/_layers/sha256", dir + "/_layers", dir + "/_uploads",
-	}
-	for ; dir != layout.RepositoriesDir && strings.HasPrefix(dir, layout.RepositoriesDir+"/"); dir = path.Dir(dir) {
-		dirs = append(dirs, dir)
-	}
-	return dirs
+	return append(layout.SkeletonDirs(d.Repo), layout.RepoDirAndParents(d.Repo)...)
 }
 
 // Subject names what is deleted, for humans: "repo:tag", "repo@sha256:..." or a digest.
@@ -189,29 +178,4 @@ func (d Deletion) Subject() string {
 		return d.Repo
 	}
 	return ""
-}
-
-// Of makes a plan of the given deletions, by phase, each phase in the order given:
-// for tests of what consumes plans.
-func Of(ds ...Deletion) *Plan {
-	p := &Plan{}
-	repos := map[string]uint32{}
-	var digests []layout.Digest
-	for _, d := range ds {
-		ri, ok := repos[d.Repo]
-		if !ok {
-			ri = uint32(len(p.repos))
-			repos[d.Repo] = ri
-			p.repos = append(p.repos, d.Repo)
-		}
-		e := entry{kind: d.Kind, reason: d.Reason, repo: ri, id: inventory.ID(len(digests))}
-		digests = append(digests, d.Digest)
-		if name := d.Tag + d.Upload; name != "" || d.files != nil {
-			p.extras = append(p.extras, extra{name: name, files: d.files})
-			e.extra = uint32(len(p.extras))
-		}
-		p.phases[d.Kind].add(e)
-	}
-	p.digests = inventory.DigestsOf(digests)
-	return p
 }

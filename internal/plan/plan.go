@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/clean-registry/clean-registry/internal/inventory"
+	"github.com/clean-registry/clean-registry/internal/layout"
 	"github.com/clean-registry/clean-registry/internal/storage"
 )
 
@@ -322,10 +323,10 @@ func (p *Plan) purgeUploads(m *marker, ri uint32, r *inventory.Repo) int {
 func (m *marker) tagFiles(t *inventory.Tag) []string {
 	files := make([]string, 0, 1+len(t.Index))
 	if t.HasCurrent || t.CurrentBad {
-		files = append(files, "current/link")
+		files = append(files, layout.TagCurrentFile)
 	}
 	for _, l := range t.Index {
-		files = append(files, "index/sha256/"+m.inv.Digest(l.ID).Hex()+"/link")
+		files = append(files, layout.TagIndexFile(m.inv.Digest(l.ID)))
 	}
 	sort.Strings(files)
 	return files
