@@ -26,7 +26,7 @@ func generate(t *testing.T, cfg Config) (string, Stats) {
 	root := t.TempDir()
 	st, err := Generate(context.Background(), root, cfg)
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("Generate(seed %d): %v", cfg.Seed, err)
 	}
 	return root, st
 }
@@ -48,7 +48,7 @@ func snapshot(t *testing.T, root string) map[string][32]byte {
 		return nil
 	})
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("reading the tree at %s: %v", root, err)
 	}
 	return files
 }
@@ -72,7 +72,7 @@ func TestDeterministicForASeed(t *testing.T) {
 	}
 	counted, err := Count(tiny)
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("Count(tiny): %v", err)
 	}
 	if counted != stA {
 		t.Errorf("Count = %+v, Generate = %+v", counted, stA)
@@ -105,7 +105,7 @@ func TestTreeIsConsistent(t *testing.T) {
 	read := func(p string) []byte {
 		b, err := os.ReadFile(filepath.Join(root, p))
 		if err != nil {
-			t.Fatal(err)
+			t.Fatalf("reading %s: %v", p, err)
 		}
 		return b
 	}
@@ -120,7 +120,7 @@ func TestTreeIsConsistent(t *testing.T) {
 			}
 		case layout.KindLayerLink, layout.KindTagIndexLink:
 			if string(read(p)) != info.Digest.String() {
-				t.Errorf("%s holds %q", p, read(p))
+				t.Errorf("%s holds %q, want %q", p, read(p), info.Digest.String())
 			}
 			if !exists(layout.BlobData(info.Digest)) {
 				t.Errorf("%s links a missing blob", p)
@@ -135,12 +135,12 @@ func TestTreeIsConsistent(t *testing.T) {
 			}
 		case layout.KindRevisionLink:
 			if string(read(p)) != info.Digest.String() {
-				t.Errorf("%s holds %q", p, read(p))
+				t.Errorf("%s holds %q, want %q", p, read(p), info.Digest.String())
 			}
 			body := read(layout.BlobData(info.Digest))
 			m, err := manifest.Parse(body)
 			if err != nil {
-				t.Fatalf("%s: %v", p, err)
+				t.Fatalf("%s: the manifest does not parse: %v", p, err)
 			}
 			kinds[m.Type]++
 			for _, c := range m.Children {
@@ -192,14 +192,14 @@ func TestTreeIsConsistent(t *testing.T) {
 func TestMediumMatchesTheDocumentedShape(t *testing.T) {
 	st, err := Count(Presets["medium"])
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("Count(medium): %v", err)
 	}
 	if st.Repositories != 500 || st.Revisions != 10000 || st.Tags != 1500 || st.Files < 125000 || st.Files > 131000 {
 		t.Errorf("medium: %+v; want 500 repositories, 10,000 manifests, 1,500 tags, about 128,000 files", st)
 	}
 	mt, err := Count(Presets["manytags"])
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("Count(manytags): %v", err)
 	}
 	if mt.Repositories != 5 || mt.Revisions != 10000 || mt.Tags != 5000 || mt.Files < 77000 || mt.Files > 81000 {
 		t.Errorf("manytags: %+v; want 5 repositories, 10,000 manifests, 5,000 tags, about 79,000 files", mt)
@@ -209,7 +209,7 @@ func TestMediumMatchesTheDocumentedShape(t *testing.T) {
 func TestFromArgs(t *testing.T) {
 	cfg, err := FromArgs(flag.NewFlagSet("t", flag.ContinueOnError), []string{"-preset", "medium", "-repos", "7", "-referrers", "0.5"}, nil)
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("FromArgs(-preset medium -repos 7 -referrers 0.5): %v", err)
 	}
 	want := Presets["medium"]
 	want.Repos, want.Referrers = 7, 0.5

@@ -25,12 +25,10 @@ var (
 	cliOnce sync.Once
 	cliPath string
 	cliErr  error
-	cliHelp string
 )
 
 // cliBinary builds clean-registry statically (so that the same binary serves the
-// container image) and skips unless its command line offers the Docker target
-// mode (--stop among its options).
+// container image), once per test binary.
 func cliBinary(t *testing.T) string {
 	t.Helper()
 	engine(t)
@@ -41,17 +39,10 @@ func cliBinary(t *testing.T) string {
 			return
 		}
 		cliPath = filepath.Join(dir, "clean-registry")
-		if cliErr = buildStatic("../../cmd/clean-registry", cliPath); cliErr != nil {
-			return
-		}
-		out, _ := exec.Command(cliPath, "--help").CombinedOutput()
-		cliHelp = string(out)
+		cliErr = buildStatic("../../cmd/clean-registry", cliPath)
 	})
 	if cliErr != nil {
-		t.Fatal(cliErr)
-	}
-	if !strings.Contains(cliHelp, "--stop") {
-		harness.Unavailable(t, "the clean-registry command line does not offer the Docker target mode yet (no --stop in --help)")
+		t.Fatalf("the clean-registry binary: %v", cliErr)
 	}
 	return cliPath
 }
@@ -100,7 +91,7 @@ func runCLI(t *testing.T, args ...string) (int, string) {
 	if ee := (*exec.ExitError)(nil); errors.As(err, &ee) {
 		code = ee.ExitCode()
 	} else if err != nil {
-		t.Fatal(err)
+		t.Fatalf("running clean-registry %v: %v", args, err)
 	}
 	return code, out.String()
 }
@@ -134,7 +125,7 @@ func TestCLITargets(t *testing.T) {
 				t.Fatalf("engine events %v: want pause, then kill and start (a restart)\n%s", actions, out)
 			}
 			if st, _ := state(t, id); st != "running" {
-				t.Fatalf("after the run: %s", st)
+				t.Fatalf("after the run: the registry is %s, want running", st)
 			}
 			addr = addrOf(t, id)
 			f.verifyKept(t, addr)
@@ -165,10 +156,10 @@ func TestCLITargets(t *testing.T) {
 		}, &out, &out, name)
 		actions := containerActions(t, id, since, time.Now())
 		if code != 0 || !contains(actions, "pause") {
-			t.Fatalf("dockerized: exit %d, engine events %v\n%s", code, actions, out.String())
+			t.Fatalf("dockerized: exit %d, engine events %v; want exit 0 and a pause\n%s", code, actions, out.String())
 		}
 		if st, _ := state(t, id); st != "running" {
-			t.Fatalf("after the run: %s", st)
+			t.Fatalf("after the dockerized run: the registry is %s, want running", st)
 		}
 		addr = addrOf(t, id)
 		f.verifyKept(t, addr)
@@ -185,7 +176,7 @@ func TestCLISIGTERM(t *testing.T) {
 	for i := range 1000 {
 		d := fmt.Sprintf("sha256:%064x", i+1)
 		if err := harness.WriteLink(dir, harness.RevisionLinkPath("bulk", d), d); err != nil {
-			t.Fatal(err)
+			t.Fatalf("writing revision link %d of 1000: %v", i+1, err)
 		}
 	}
 
@@ -197,7 +188,7 @@ func TestCLISIGTERM(t *testing.T) {
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
+		t.Fatalf("starting clean-registry %s: %v", name, err)
 	}
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
@@ -223,7 +214,7 @@ wait:
 		t.Logf("exit %d: the run may have finished before the signal\n%s", code, out.String())
 	}
 	if st, _ := state(t, id); st != "running" {
-		t.Fatalf("after SIGTERM: %s\n%s", st, out.String())
+		t.Fatalf("after SIGTERM: the registry is %s, want running\n%s", st, out.String())
 	}
 	addr = addrOf(t, id)
 	f.verifyKept(t, addr)

@@ -48,7 +48,7 @@ func fill(t *testing.T, addr string) filled {
 	f.keep = s.PushImage("tools/keep:1", image("keep"))
 	layers, err := untagged.Layers()
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("the untagged image's layers: %v", err)
 	}
 	f.untaggedLayer, f.untaggedLayerDigest = layers[0], harness.BlobsOf(untagged)[1]
 	return f
@@ -115,15 +115,16 @@ func TestContainerBindMount(t *testing.T) {
 	reg := resolve(t, c, name, options(t))
 	if reg.Kind != docker.KindContainer || !strings.HasPrefix(reg.Version, harness.RegistryVersion) ||
 		reg.Storage.Driver != "filesystem" || reg.Storage.Root != dir || reg.Storage.ContainerRoot != "/var/lib/registry" {
-		t.Fatalf("resolved %+v, storage %+v", reg, reg.Storage)
+		t.Fatalf("resolved %+v, storage %+v; want a container of registry %s, filesystem storage at %s (/var/lib/registry inside)",
+			reg, reg.Storage, harness.RegistryVersion, dir)
 	}
 	if len(reg.Containers) != 1 || !reg.Containers[0].Registry || reg.Containers[0].Cache != "inmemory" {
-		t.Fatalf("containers %+v", reg.Containers)
+		t.Fatalf("containers %+v; want one registry with the inmemory cache", reg.Containers)
 	}
 	_, started := state(t, id)
 
 	if err := c.WithQuiesced(ctx, reg, options(t), cleanRun(t, reg, statesDuring(t, "paused", id))); err != nil {
-		t.Fatal(err)
+		t.Fatalf("cleaning %s while paused: %v", name, err)
 	}
 	wantRestored(t, id, started, true)
 	f.verifyLayerDeleted(t, dir)
@@ -149,7 +150,7 @@ func TestStaleCacheWithoutRestart(t *testing.T) {
 	reg := resolve(t, c, name, opts)
 	_, started := state(t, id)
 	if err := c.WithQuiesced(ctx, reg, opts, cleanRun(t, reg, nil)); err != nil {
-		t.Fatal(err)
+		t.Fatalf("cleaning %s with --no-restart: %v", name, err)
 	}
 	wantRestored(t, id, started, false)
 	f.verifyLayerDeleted(t, dir)

@@ -260,7 +260,7 @@ func addrOf(t *testing.T, id string) string {
 	t.Helper()
 	ins, err := engine(t).ContainerInspect(context.Background(), id)
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("inspecting %s for its published port: %v", id, err)
 	}
 	b := ins.NetworkSettings.Ports["5000/tcp"]
 	if len(b) == 0 {
@@ -307,7 +307,7 @@ func namedVolume(t *testing.T) string {
 	api := engine(t)
 	n := uniqueName("vol")
 	if _, err := api.VolumeCreate(context.Background(), volume.CreateOptions{Name: n}); err != nil {
-		t.Fatal(err)
+		t.Fatalf("creating volume %s: %v", n, err)
 	}
 	t.Cleanup(func() {
 		// Containers go first (their cleanups run earlier: registered later).
@@ -389,7 +389,7 @@ func runtimeClient(t *testing.T) *docker.Client {
 	engine(t)
 	c, err := docker.NewClient(context.Background())
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("the runtime's engine client: %v", err)
 	}
 	t.Cleanup(func() { c.Close() })
 	return c
@@ -400,7 +400,7 @@ func resolve(t *testing.T, c *docker.Client, target string, opts docker.Options)
 	t.Helper()
 	reg, err := c.Resolve(context.Background(), target, opts)
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("resolving target %q (volume %v, stop %v): %v", target, opts.Volume, opts.Stop, err)
 	}
 	return reg
 }
@@ -414,23 +414,23 @@ func runContainer(t *testing.T, img string, mounts []mount.Mount, stdout, stderr
 	created, err := api.ContainerCreate(ctx, &container.Config{Image: img, Cmd: args},
 		&container.HostConfig{Mounts: mounts, NetworkMode: "none"}, nil, nil, uniqueName("run"))
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("creating a container of %s: %v", img, err)
 	}
 	defer api.ContainerRemove(context.Background(), created.ID, container.RemoveOptions{Force: true})
 	waitC, errC := api.ContainerWait(ctx, created.ID, container.WaitConditionNextExit)
 	if err := api.ContainerStart(ctx, created.ID, container.StartOptions{}); err != nil {
-		t.Fatal(err)
+		t.Fatalf("starting a container of %s: %v", img, err)
 	}
 	var code int
 	select {
 	case r := <-waitC:
 		code = int(r.StatusCode)
 	case err := <-errC:
-		t.Fatal(err)
+		t.Fatalf("waiting for the container of %s to exit: %v", img, err)
 	}
 	logs, err := api.ContainerLogs(ctx, created.ID, container.LogsOptions{ShowStdout: true, ShowStderr: true})
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("the logs of the container of %s: %v", img, err)
 	}
 	defer logs.Close()
 	stdcopy.StdCopy(stdout, stderr, logs)

@@ -20,7 +20,7 @@ func freePort(t *testing.T) int {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("finding a free loopback port: %v", err)
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port
@@ -38,7 +38,7 @@ func startRedis(t *testing.T) string {
 	cmd := exec.Command(bin, "--bind", "127.0.0.1", "--port", port, "--save", "", "--appendonly", "no",
 		"--dir", t.TempDir())
 	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
+		t.Fatalf("starting redis-server on %s: %v", addr, err)
 	}
 	t.Cleanup(func() {
 		cmd.Process.Kill()
@@ -85,13 +85,13 @@ func TestRedisCache(t *testing.T) {
 	}}, &container.HostConfig{NetworkMode: "host",
 		Mounts: []mount.Mount{{Type: mount.TypeBind, Source: dir, Target: "/var/lib/registry"}}}, nil, nil, name)
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("creating %s: %v", name, err)
 	}
 	t.Cleanup(func() {
 		api.ContainerRemove(context.Background(), created.ID, container.RemoveOptions{Force: true})
 	})
 	if err := api.ContainerStart(ctx, created.ID, container.StartOptions{}); err != nil {
-		t.Fatal(err)
+		t.Fatalf("starting %s: %v", name, err)
 	}
 	waitAnswers(t, addr)
 	f := fill(t, addr)
@@ -103,21 +103,21 @@ func TestRedisCache(t *testing.T) {
 	c := runtimeClient(t)
 	reg := resolve(t, c, name, options(t))
 	if m := reg.Containers[0]; m.Cache != "redis" || m.Redis == nil || len(m.Redis.Addrs) != 1 || m.Redis.Addrs[0] != redisAddr {
-		t.Fatalf("redis cache not seen: %+v", m)
+		t.Fatalf("redis cache not seen: %+v; want cache redis at %s", m, redisAddr)
 	}
 	_, started := state(t, created.ID)
 	if err := c.WithQuiesced(ctx, reg, options(t), cleanRun(t, reg, nil)); err != nil {
-		t.Fatal(err)
+		t.Fatalf("cleaning %s (redis cache): %v", name, err)
 	}
 	wantRestored(t, created.ID, started, false)
 	f.verifyLayerDeleted(t, dir)
 	for _, k := range []string{key, "repository::app::blobs::" + f.untaggedLayerDigest} {
 		if got := redisCommand(redisAddr, "EXISTS", k); got != ":0" {
-			t.Errorf("redis still holds %s (%s)", k, got)
+			t.Errorf("redis still holds %s: EXISTS = %q, want \":0\"", k, got)
 		}
 	}
 	if got := redisCommand(redisAddr, "SISMEMBER", "repository::app::blobs", f.untaggedLayerDigest); got != ":0" {
-		t.Errorf("redis still lists the deleted layer in repository app (%s)", got)
+		t.Errorf("redis still lists the deleted layer in repository app: SISMEMBER = %q, want \":0\"", got)
 	}
 	f.verifyKept(t, addr)
 	f.verifyRepushed(t, addr)

@@ -13,22 +13,25 @@ import (
 	"github.com/docker/docker/api/types/swarm"
 
 	"github.com/clean-registry/clean-registry/internal/runtime/docker"
+	"github.com/clean-registry/clean-registry/test/harness"
 )
 
 // swarmMode makes this engine a single-node swarm for the test when it is not one,
-// and leaves swarm mode again afterwards. It skips when the engine refuses.
+// and leaves swarm mode again afterwards. An engine that cannot run services here
+// skips the test, or fails it under CLEAN_REGISTRY_REQUIRE_ALL=1: the engine CI
+// uses is a fresh local one, in no swarm, that accepts swarm mode.
 func swarmMode(t *testing.T) {
 	t.Helper()
 	api := engine(t)
 	ctx := context.Background()
 	info, err := api.Info(ctx)
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("engine info (for its swarm state): %v", err)
 	}
 	switch info.Swarm.LocalNodeState {
 	case swarm.LocalNodeStateInactive:
 		if _, err := api.SwarmInit(ctx, swarm.InitRequest{ListenAddr: "127.0.0.1:2377", AdvertiseAddr: "127.0.0.1"}); err != nil {
-			t.Skipf("the engine refuses swarm mode (%v): Swarm services are not tested here", err)
+			harness.Unavailable(t, "the engine refuses swarm mode (%v): Swarm services cannot be tested", err)
 		}
 		t.Cleanup(func() {
 			if err := api.SwarmLeave(context.Background(), true); err != nil {
@@ -37,10 +40,10 @@ func swarmMode(t *testing.T) {
 		})
 	case swarm.LocalNodeStateActive:
 		if !info.Swarm.ControlAvailable {
-			t.Skip("this engine is a swarm worker, not a manager: services cannot be created here")
+			harness.Unavailable(t, "this engine is a swarm worker, not a manager: services cannot be created here")
 		}
 	default:
-		t.Skipf("swarm state %q: Swarm services are not tested here", info.Swarm.LocalNodeState)
+		harness.Unavailable(t, "swarm state %q (want inactive, or active as a manager): Swarm services cannot be tested", info.Swarm.LocalNodeState)
 	}
 }
 
@@ -54,7 +57,7 @@ func runningTasks(t *testing.T, serviceID string, n int, not map[string]bool) []
 		tasks, err := api.TaskList(context.Background(), swarm.TaskListOptions{Filters: filters.NewArgs(
 			filters.Arg("service", serviceID), filters.Arg("desired-state", "running"))})
 		if err != nil {
-			t.Fatal(err)
+			t.Fatalf("listing the tasks of service %s: %v", serviceID, err)
 		}
 		last = last[:0]
 		for _, task := range tasks {
@@ -119,15 +122,15 @@ func TestSwarmService(t *testing.T) {
 	t.Run("service", func(t *testing.T) {
 		reg := resolve(t, c, svcName, options(t))
 		if reg.Kind != docker.KindService || len(reg.Containers) != 2 || reg.Elsewhere != 0 {
-			t.Fatalf("resolved %+v", reg)
+			t.Fatalf("resolved %+v; want a service with 2 task containers here, none elsewhere", reg)
 		}
 		for _, m := range reg.Containers {
 			if !m.Registry || m.ServiceName != svcName || m.Cache != "inmemory" {
-				t.Fatalf("task container %+v", m)
+				t.Fatalf("task container %+v; want a registry of service %s with the inmemory cache", m, svcName)
 			}
 		}
 		if err := c.WithQuiesced(ctx, reg, options(t), cleanRun(t, reg, statesDuring(t, "paused", before...))); err != nil {
-			t.Fatal(err)
+			t.Fatalf("cleaning service %s while its tasks are paused: %v", svcName, err)
 		}
 		old := map[string]bool{before[0]: true, before[1]: true}
 		after := runningTasks(t, created.ID, 2, old)
@@ -163,26 +166,26 @@ func TestSwarmService(t *testing.T) {
 		tasks := runningTasks(t, created.ID, 2, nil)
 		ins, err := api.ContainerInspect(ctx, tasks[0])
 		if err != nil {
-			t.Fatal(err)
+			t.Fatalf("inspecting task container %s: %v", tasks[0][:12], err)
 		}
 		reg := resolve(t, c, strings.TrimPrefix(ins.Name, "/"), options(t))
 		if reg.Kind != docker.KindContainer || len(reg.Containers) != 2 {
-			t.Fatalf("a task container's sibling was not found: %+v", reg.Containers)
+			t.Fatalf("resolved %s as %s with containers %+v; want a container and its sibling task (2)", ins.Name, reg.Kind, reg.Containers)
 		}
 		err = c.WithQuiesced(ctx, reg, options(t), func(ctx context.Context, quiesced bool) (docker.Outcome, error) {
 			for _, id := range tasks {
 				if st, _ := state(t, id); st != "paused" {
-					return docker.Outcome{}, fmt.Errorf("during the run: task %s is %s", id[:12], st)
+					return docker.Outcome{}, fmt.Errorf("during the run: task %s is %s, want paused", id[:12], st)
 				}
 			}
 			return docker.Outcome{}, nil
 		})
 		if err != nil {
-			t.Fatal(err)
+			t.Fatalf("quiescing task container %s and its sibling: %v", ins.Name, err)
 		}
 		for _, id := range tasks {
 			if st, _ := state(t, id); st != "running" {
-				t.Fatalf("after the run: task %s is %s", id[:12], st)
+				t.Fatalf("after the run: task %s is %s, want running", id[:12], st)
 			}
 		}
 	})

@@ -33,7 +33,7 @@ func TestNamedVolume(t *testing.T) {
 
 	volInfo, err := engine(t).VolumeInspect(ctx, vol)
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("inspecting volume %s: %v", vol, err)
 	}
 	wantRoot := filepath.Join(volInfo.Mountpoint, "store")
 
@@ -42,19 +42,19 @@ func TestNamedVolume(t *testing.T) {
 		opts.Volume, opts.Stop = true, true
 		reg := resolve(t, c, vol, opts)
 		if reg.Kind != docker.KindVolume || reg.Storage.Root != wantRoot || len(reg.Containers) != 2 {
-			t.Fatalf("resolved %+v, storage %+v", reg, reg.Storage)
+			t.Fatalf("resolved %+v, storage %+v; want volume %s with its root at %s, used by 2 containers", reg, reg.Storage, vol, wantRoot)
 		}
 		for _, m := range reg.Containers {
 			if !m.Registry || m.Cache != "inmemory" {
-				t.Fatalf("container %+v not seen as a registry", m)
+				t.Fatalf("container %+v not seen as a registry with the inmemory cache", m)
 			}
 		}
 		if err := c.WithQuiesced(ctx, reg, opts, cleanRun(t, reg, statesDuring(t, "exited", idA, idB))); err != nil {
-			t.Fatal(err)
+			t.Fatalf("cleaning volume %s with --stop: %v", vol, err)
 		}
 		for _, id := range []string{idA, idB} {
 			if st, _ := state(t, id); st != "running" {
-				t.Fatalf("after the run: %s is %s", id[:12], st)
+				t.Fatalf("after the run: %s is %s, want running", id[:12], st)
 			}
 		}
 		f.verifyLayerDeleted(t, wantRoot)
@@ -73,7 +73,7 @@ func TestNamedVolume(t *testing.T) {
 		_, startedA := state(t, idA)
 		_, startedB := state(t, idB)
 		if err := c.WithQuiesced(ctx, reg, options(t), cleanRun(t, reg, statesDuring(t, "paused", idA, idB))); err != nil {
-			t.Fatal(err)
+			t.Fatalf("cleaning %s and %s while paused: %v", first, second, err)
 		}
 		wantRestored(t, idA, startedA, true)
 		wantRestored(t, idB, startedB, true)
@@ -91,7 +91,7 @@ func TestConfigFromCommandAndEnvironment(t *testing.T) {
 	cfg := strings.Replace(registryConfig, "  cache:\n    blobdescriptor: inmemory\n", "", 1)
 	cfg = strings.Replace(cfg, "rootdirectory: /var/lib/registry", "rootdirectory: /srv/registry/data", 1)
 	if err := os.WriteFile(filepath.Join(cfgDir, "config.yml"), []byte(cfg), 0o644); err != nil {
-		t.Fatal(err)
+		t.Fatalf("writing the registry's config.yml: %v", err)
 	}
 	name := uniqueName("cmdcfg")
 	id, addr := startRegistry(t, registrySpec{name: name, publish: true,
@@ -105,11 +105,11 @@ func TestConfigFromCommandAndEnvironment(t *testing.T) {
 	reg := resolve(t, c, name, options(t))
 	wantRoot := filepath.Join(dataDir, "data")
 	if reg.Storage.Root != wantRoot || reg.Storage.ContainerRoot != "/srv/registry/data" || reg.Containers[0].Cache != "" {
-		t.Fatalf("resolved storage %+v, containers %+v", reg.Storage, reg.Containers)
+		t.Fatalf("resolved storage %+v, containers %+v; want root %s (/srv/registry/data inside) and no cache", reg.Storage, reg.Containers, wantRoot)
 	}
 	_, started := state(t, id)
 	if err := c.WithQuiesced(ctx, reg, options(t), cleanRun(t, reg, statesDuring(t, "paused", id))); err != nil {
-		t.Fatal(err)
+		t.Fatalf("cleaning %s while paused: %v", name, err)
 	}
 	wantRestored(t, id, started, false) // no cache: nothing to refresh
 	f.verifyLayerDeleted(t, wantRoot)
@@ -128,7 +128,7 @@ func TestReadOnlyAndStoppedRegistries(t *testing.T) {
 	writer, addr := startRegistry(t, registrySpec{name: uniqueName("writer"), publish: true, mounts: bind})
 	f := fill(t, addr)
 	if err := engine(t).ContainerStop(ctx, writer, containerStopNow()); err != nil {
-		t.Fatal(err)
+		t.Fatalf("stopping the writing registry: %v", err)
 	}
 	c := runtimeClient(t)
 
@@ -138,11 +138,11 @@ func TestReadOnlyAndStoppedRegistries(t *testing.T) {
 			env: []string{"REGISTRY_STORAGE_MAINTENANCE_READONLY={enabled: true}"}})
 		reg := resolve(t, c, name, options(t))
 		if !reg.Storage.ReadOnly || !reg.Containers[0].ReadOnly {
-			t.Fatalf("read-only mode not seen: %+v", reg.Storage)
+			t.Fatalf("read-only mode not seen: storage %+v, container %+v; want both read-only", reg.Storage, reg.Containers[0])
 		}
 		_, started := state(t, id)
 		if err := c.WithQuiesced(ctx, reg, options(t), cleanRun(t, reg, statesDuring(t, "running", id))); err != nil {
-			t.Fatal(err)
+			t.Fatalf("cleaning under a read-only registry: %v", err)
 		}
 		wantRestored(t, id, started, false)
 		f.verifyKept(t, addr)
@@ -152,24 +152,24 @@ func TestReadOnlyAndStoppedRegistries(t *testing.T) {
 	t.Run("stopped", func(t *testing.T) {
 		reg := resolve(t, c, writer, options(t))
 		if !strings.HasPrefix(reg.Version, harness.RegistryVersion) || reg.Storage.Root != dir {
-			t.Fatalf("resolved a stopped registry: version %q, storage %+v", reg.Version, reg.Storage)
+			t.Fatalf("resolved a stopped registry: version %q, storage %+v; want version %s, root %s", reg.Version, reg.Storage, harness.RegistryVersion, dir)
 		}
 		err := c.WithQuiesced(ctx, reg, options(t), func(ctx context.Context, quiesced bool) (docker.Outcome, error) {
 			if st, _ := state(t, writer); st != "exited" || !quiesced {
-				return docker.Outcome{}, fmt.Errorf("during the run: %s, quiesced %v", st, quiesced)
+				return docker.Outcome{}, fmt.Errorf("during the run: %s, quiesced %v (want exited, quiesced)", st, quiesced)
 			}
 			return docker.Outcome{Blobs: []string{"sha256:" + strings.Repeat("0", 64)}}, nil
 		})
 		if err != nil {
-			t.Fatal(err)
+			t.Fatalf("a run on a stopped registry: %v", err)
 		}
 		if st, _ := state(t, writer); st != "exited" {
-			t.Fatalf("a stopped registry was started: %s", st)
+			t.Fatalf("a stopped registry was started: it is %s, want exited", st)
 		}
 		// The throw-away container that ran `registry --version` is gone.
 		list, err := engine(t).ContainerList(ctx, containerListAll())
 		if err != nil {
-			t.Fatal(err)
+			t.Fatalf("listing containers: %v", err)
 		}
 		for _, s := range list {
 			if s.Labels["clean-registry.role"] == "version-probe" {

@@ -3,6 +3,7 @@ package harness
 import (
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -15,7 +16,7 @@ func StartT(t testing.TB, cfg Config) *Registry {
 	RegistryBinaryT(t)
 	r, err := Start(context.Background(), cfg, t.TempDir())
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("starting the registry: %v", err)
 	}
 	t.Cleanup(func() {
 		if t.Failed() {
@@ -58,7 +59,7 @@ func GarbageCollectT(t testing.TB, configPath string, args ...string) string {
 	RegistryBinaryT(t)
 	out, err := GarbageCollect(context.Background(), configPath, args...)
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("registry garbage-collect %s %v: %v", configPath, args, err)
 	}
 	return out
 }
@@ -75,10 +76,12 @@ func NewSession(t testing.TB, host string) *Session {
 	return &Session{T: t, Host: host, Ctx: context.Background()}
 }
 
-func (s *Session) check(err error) {
+// check fails the test on err, naming the operation (a format and its arguments)
+// and the registry.
+func (s *Session) check(err error, format string, args ...any) {
 	s.T.Helper()
 	if err != nil {
-		s.T.Fatal(err)
+		s.T.Fatalf("%s at %s: %v", fmt.Sprintf(format, args...), s.Host, err)
 	}
 }
 
@@ -86,7 +89,7 @@ func (s *Session) check(err error) {
 func (s *Session) PushImage(ref string, img v1.Image) string {
 	s.T.Helper()
 	d, err := PushImage(s.Ctx, s.Host, ref, img)
-	s.check(err)
+	s.check(err, "push of image %s", ref)
 	return d
 }
 
@@ -94,7 +97,7 @@ func (s *Session) PushImage(ref string, img v1.Image) string {
 func (s *Session) PushIndex(ref string, idx v1.ImageIndex) string {
 	s.T.Helper()
 	d, err := PushIndex(s.Ctx, s.Host, ref, idx)
-	s.check(err)
+	s.check(err, "push of index %s", ref)
 	return d
 }
 
@@ -102,21 +105,21 @@ func (s *Session) PushIndex(ref string, idx v1.ImageIndex) string {
 func (s *Session) PushImageTo(img v1.Image, refs ...string) string {
 	s.T.Helper()
 	d, err := PushImageTo(s.Ctx, s.Host, img, refs...)
-	s.check(err)
+	s.check(err, "push of an image to %v", refs)
 	return d
 }
 
 // Tag points repo:tag at a manifest already in repo.
 func (s *Session) Tag(repo, digest, tag string) {
 	s.T.Helper()
-	s.check(Tag(s.Ctx, s.Host, repo, digest, tag))
+	s.check(Tag(s.Ctx, s.Host, repo, digest, tag), "tagging %s@%s as %s", repo, digest, tag)
 }
 
 // PushBlob uploads content to repo; returns its digest.
 func (s *Session) PushBlob(repo string, content []byte) string {
 	s.T.Helper()
 	d, err := PushBlob(s.Ctx, s.Host, repo, content)
-	s.check(err)
+	s.check(err, "push of a %d-byte blob to %s", len(content), repo)
 	return d
 }
 
@@ -124,7 +127,7 @@ func (s *Session) PushBlob(repo string, content []byte) string {
 func (s *Session) PutManifest(ref, mediaType string, body []byte) string {
 	s.T.Helper()
 	d, err := PutManifest(s.Ctx, s.Host, ref, mediaType, body)
-	s.check(err)
+	s.check(err, "PUT of manifest %s (%s)", ref, mediaType)
 	return d
 }
 
@@ -132,7 +135,7 @@ func (s *Session) PutManifest(ref, mediaType string, body []byte) string {
 func (s *Session) PushReferrer(repo, subjectDigest, artifactType string, seed uint64) string {
 	s.T.Helper()
 	d, err := PushReferrer(s.Ctx, s.Host, repo, subjectDigest, artifactType, seed)
-	s.check(err)
+	s.check(err, "push of a %s referrer of %s@%s", artifactType, repo, subjectDigest)
 	return d
 }
 
@@ -140,7 +143,7 @@ func (s *Session) PushReferrer(repo, subjectDigest, artifactType string, seed ui
 func (s *Session) Pull(ref string) *Pulled {
 	s.T.Helper()
 	p, err := Pull(s.Ctx, s.Host, ref)
-	s.check(err)
+	s.check(err, "verified pull of %s", ref)
 	return p
 }
 
@@ -156,7 +159,7 @@ func (s *Session) PullAll(refs ...string) {
 func (s *Session) ManifestStatus(ref string) int {
 	s.T.Helper()
 	code, err := ManifestStatus(s.Ctx, s.Host, ref)
-	s.check(err)
+	s.check(err, "HEAD of manifest %s", ref)
 	return code
 }
 
@@ -177,7 +180,7 @@ func (s *Session) Tags(repo string) []string {
 	if errors.Is(err, ErrNotFound) {
 		return nil
 	}
-	s.check(err)
+	s.check(err, "listing the tags of %s", repo)
 	return tags
 }
 
@@ -185,6 +188,6 @@ func (s *Session) Tags(repo string) []string {
 func (s *Session) Catalog() []string {
 	s.T.Helper()
 	repos, err := Catalog(s.Ctx, s.Host)
-	s.check(err)
+	s.check(err, "listing the catalog")
 	return repos
 }

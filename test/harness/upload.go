@@ -154,26 +154,26 @@ func FetchBlob(ctx context.Context, host, repo, digest string) ([]byte, error) {
 func (s *Session) StartUpload(repo string) *Upload {
 	s.T.Helper()
 	u, err := StartUpload(s.Ctx, s.Host, repo)
-	s.check(err)
+	s.check(err, "starting an upload in %s", repo)
 	return u
 }
 
 // PatchUpload sends a chunk of u, or fails the test.
 func (s *Session) PatchUpload(u *Upload, chunk []byte) {
 	s.T.Helper()
-	s.check(u.Patch(s.Ctx, s.Host, chunk))
+	s.check(u.Patch(s.Ctx, s.Host, chunk), "PATCH of %d bytes to upload %s in %s", len(chunk), u.ID, u.Repo)
 }
 
 // FinishUpload completes u as digest with a last chunk, or fails the test.
 func (s *Session) FinishUpload(u *Upload, digest string, last []byte) {
 	s.T.Helper()
-	s.check(u.Finish(s.Ctx, s.Host, digest, last))
+	s.check(u.Finish(s.Ctx, s.Host, digest, last), "finishing upload %s in %s as %s", u.ID, u.Repo, digest)
 }
 
 // FetchBlob GETs a blob of repo verified against its digest, or fails the test.
 func (s *Session) FetchBlob(repo, digest string) []byte {
 	s.T.Helper()
 	b, err := FetchBlob(s.Ctx, s.Host, repo, digest)
-	s.check(err)
+	s.check(err, "verified GET of blob %s@%s", repo, digest)
 	return b
 }

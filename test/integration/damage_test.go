@@ -42,33 +42,28 @@ func TestStorageDamage(t *testing.T) {
 	e.reg.StopT(t)
 	legacy, err := harness.WriteSchema1(e.root, "legacy", "old", 88, 3)
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("writing the schema1 image legacy:old: %v", err)
 	}
 	unknown, err := harness.WriteUnknownManifest(e.root, "weird", "", 89)
 	if err != nil {
-		t.Fatal(err)
-	}
-	damage := []error{
-		harness.GarbleLink(e.root, harness.TagCurrentLinkPath("garbled", "t")),
-		harness.GarbleLink(e.root, harness.RevisionLinkPath("garbledrev", revD)),
-		harness.EmptyLink(e.root, harness.LayerLinkPath("emptylink", harness.BlobsOf(empty)[1])),
-	}
-	for _, err := range damage {
-		if err != nil {
-			t.Fatal(err)
-		}
+		t.Fatalf("writing a manifest of an unknown type in weird: %v", err)
 	}
 	// Links to blobs that do not exist: a revision, a layer link, and a tag.
 	missing := harness.Sha256([]byte("a blob nobody stored"))
 	missingTag := harness.Sha256([]byte("a manifest nobody stored"))
-	dangling := []error{
-		harness.LinkManifest(e.root, "dangling", missing, ""),
-		harness.WriteLink(e.root, harness.LayerLinkPath("stable", missing), missing),
-		harness.LinkManifest(e.root, "dangling", missingTag, "gone"),
-	}
-	for _, err := range dangling {
-		if err != nil {
-			t.Fatal(err)
+	for _, step := range []struct {
+		what string
+		err  error
+	}{
+		{"garbling the current link of garbled:t", harness.GarbleLink(e.root, harness.TagCurrentLinkPath("garbled", "t"))},
+		{"garbling a revision link of garbledrev", harness.GarbleLink(e.root, harness.RevisionLinkPath("garbledrev", revD))},
+		{"emptying a layer link of emptylink", harness.EmptyLink(e.root, harness.LayerLinkPath("emptylink", harness.BlobsOf(empty)[1]))},
+		{"linking a missing revision into dangling", harness.LinkManifest(e.root, "dangling", missing, "")},
+		{"linking a missing layer into stable", harness.WriteLink(e.root, harness.LayerLinkPath("stable", missing), missing)},
+		{"tagging a missing manifest as dangling:gone", harness.LinkManifest(e.root, "dangling", missingTag, "gone")},
+	} {
+		if step.err != nil {
+			t.Fatalf("%s: %v", step.what, step.err)
 		}
 	}
 	var tmps []string
@@ -79,7 +74,7 @@ func TestStorageDamage(t *testing.T) {
 	} {
 		tmp, err := harness.WriteTmp(e.root, rel)
 		if err != nil {
-			t.Fatal(err)
+			t.Fatalf("writing a transient file next to %s: %v", rel, err)
 		}
 		tmps = append(tmps, tmp)
 	}
@@ -162,10 +157,10 @@ func TestNotARegistry(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	if err := os.WriteFile(filepath.Join(dir, "precious"), []byte("x"), 0o644); err != nil {
-		t.Fatal(err)
+		t.Fatalf("writing a file that is no registry's: %v", err)
 	}
 	if err := os.MkdirAll(filepath.Join(dir, "docker", "registry"), 0o755); err != nil {
-		t.Fatal(err)
+		t.Fatalf("making docker/registry without v2: %v", err)
 	}
 	for _, args := range [][]string{
 		{"--root", dir, "--grace", "0"},
@@ -180,10 +175,10 @@ func TestNotARegistry(t *testing.T) {
 	}
 	tree, err := harness.ListTree(dir)
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("listing the refused root: %v", err)
 	}
 	if strings.Join(tree.Files, ",") != "precious" || strings.Join(tree.Dirs, ",") != "docker,docker/registry" {
-		t.Errorf("a refused root was changed: %+v", tree)
+		t.Errorf("a refused root was changed: %+v; want only the file precious and the directories docker, docker/registry", tree)
 	}
 }
 
@@ -194,7 +189,7 @@ func TestGracePeriod(t *testing.T) {
 	overwritten := e.s.PushImage("app:1", harness.Image(91, 1, harness.OCI))
 	e.reg.StopT(t)
 	if err := harness.Backdate(e.root, time.Now().Add(-2*time.Hour)); err != nil {
-		t.Fatal(err)
+		t.Fatalf("backdating the storage by 2h: %v", err)
 	}
 	e.reg.RestartT(t)
 	e.s.PushImage("app:1", harness.Image(92, 1, harness.OCI))
@@ -239,7 +234,7 @@ func TestSymlinksNeverFollowed(t *testing.T) {
 		"blob/data",
 	} {
 		if err := harness.WriteFile(outside, rel, []byte(foreign)); err != nil {
-			t.Fatal(err)
+			t.Fatalf("writing %s outside the storage: %v", rel, err)
 		}
 	}
 	before := listTree(t, outside)
@@ -251,10 +246,10 @@ func TestSymlinksNeverFollowed(t *testing.T) {
 	for rel, target := range links {
 		p := filepath.Join(e.root, filepath.FromSlash(rel))
 		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			t.Fatal(err)
+			t.Fatalf("making the parent of %s: %v", rel, err)
 		}
 		if err := os.Symlink(target, p); err != nil {
-			t.Fatal(err)
+			t.Fatalf("placing a symbolic link at %s: %v", rel, err)
 		}
 	}
 

@@ -146,7 +146,7 @@ func TestEquivalenceWithUpstream(t *testing.T) {
 			upstreamRoot := copyOf(t, e.root)
 			config := filepath.Join(t.TempDir(), "config.yml")
 			if err := harness.WriteConfig(config, harness.Config{Root: upstreamRoot}); err != nil {
-				t.Fatal(err)
+				t.Fatalf("writing upstream's config.yml: %v", err)
 			}
 			harness.GarbageCollectT(t, config, "--delete-untagged")
 			cleanRoot := copyOf(t, e.root)
@@ -156,7 +156,8 @@ func TestEquivalenceWithUpstream(t *testing.T) {
 			ourBlobs, ourRevs := storedState(t, cleanRoot)
 			allBlobs, allRevs := storedState(t, e.root)
 			if len(upRevs) == len(allRevs) || len(upBlobs) == len(allBlobs) {
-				t.Fatalf("upstream deleted nothing: the scenario has no garbage")
+				t.Fatalf("upstream left %d of %d revisions and %d of %d blobs: the scenario has no garbage of both kinds",
+					len(upRevs), len(allRevs), len(upBlobs), len(allBlobs))
 			}
 			extra := map[string]bool{harness.EmptyConfigDigest: true}
 			for _, d := range append(g.keptReferrers, g.referrerBlobs...) {

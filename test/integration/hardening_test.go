@@ -92,18 +92,18 @@ func TestOversizedManifestIsNotRead(t *testing.T) {
 	digest := harness.Sha256([]byte("a manifest too big to be one"))
 	data := filepath.Join(e.root, filepath.FromSlash(harness.BlobDataPath(digest)))
 	if err := os.MkdirAll(filepath.Dir(data), 0o755); err != nil {
-		t.Fatal(err)
+		t.Fatalf("making the oversized blob's directory: %v", err)
 	}
 	f, err := os.Create(data)
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("creating the oversized blob: %v", err)
 	}
 	if err := f.Truncate(512 << 20); err != nil {
 		t.Fatalf("making a sparse 512 MiB blob: %v", err)
 	}
 	f.Close()
 	if err := harness.LinkManifest(e.root, "big", digest, "huge"); err != nil {
-		t.Fatal(err)
+		t.Fatalf("linking the oversized blob as big:huge: %v", err)
 	}
 	cmd := exec.Command(cleanBin, "--root", e.root, "--grace", "0", "--json", "-n")
 	out, err := cmd.Output()

@@ -59,12 +59,12 @@ func verifyPulls(t *testing.T, root string, refs []string) {
 	t.Helper()
 	reg, err := harness.Start(context.Background(), harness.Config{Root: root}, t.TempDir())
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("starting a registry on %s: %v", root, err)
 	}
 	defer reg.Close()
 	for _, ref := range refs {
 		if _, err := harness.Pull(context.Background(), reg.Addr(), ref); err != nil {
-			t.Errorf("%s: %v\nregistry log:\n%s", root, err, reg.Logs())
+			t.Errorf("verified pull from a registry serving %s: %v\nregistry log:\n%s", root, err, reg.Logs())
 			return
 		}
 	}
@@ -74,7 +74,7 @@ func copyOf(t *testing.T, root string) string {
 	t.Helper()
 	dst := filepath.Join(t.TempDir(), "storage")
 	if err := harness.CopyTree(root, dst); err != nil {
-		t.Fatal(err)
+		t.Fatalf("copying %s: %v", root, err)
 	}
 	return dst
 }
@@ -83,7 +83,7 @@ func listTree(t *testing.T, root string) harness.Tree {
 	t.Helper()
 	tr, err := harness.ListTree(root)
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("listing %s: %v", root, err)
 	}
 	return tr
 }
@@ -183,7 +183,7 @@ func cleanInProcess(t *testing.T, root string, budget int, torn bool) (units int
 	t.Helper()
 	fb, err := fs.New(root, 4)
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("opening %s with the filesystem backend: %v", root, err)
 	}
 	b := &crashingBackend{Backend: fb, root: root, budget: budget, torn: torn}
 	_, err = clean.Run(context.Background(), b, clean.Options{Grace: 0, Jobs: 4})
@@ -204,7 +204,7 @@ func TestCrashAtEveryPoint(t *testing.T) {
 		t.Fatalf("uninterrupted run: %v", err)
 	}
 	if total < 10 {
-		t.Fatalf("the scenario gives only %d deletions", total)
+		t.Fatalf("the scenario gives only %d deletions, want at least 10", total)
 	}
 	want := listTree(t, ref)
 	verifyPulls(t, ref, keep)
@@ -264,10 +264,10 @@ func TestKillBinary(t *testing.T) {
 		cmd := exec.Command(cleanBin, append([]string{"--root", root}, args...)...)
 		out, err := cmd.StdoutPipe()
 		if err != nil {
-			t.Fatal(err)
+			t.Fatalf("kill %s: %v", what, err)
 		}
 		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
+			t.Fatalf("kill %s: starting clean-registry: %v", what, err)
 		}
 		lines := make(chan string)
 		go func() {

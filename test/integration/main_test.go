@@ -89,7 +89,7 @@ func newEnv(t *testing.T) *env {
 	t.Helper()
 	root := filepath.Join(t.TempDir(), "storage")
 	if err := os.Mkdir(root, 0o755); err != nil {
-		t.Fatal(err)
+		t.Fatalf("making the storage root: %v", err)
 	}
 	reg := harness.StartFS(t, root)
 	return &env{t: t, root: root, reg: reg, s: reg.Session(t)}
@@ -182,7 +182,7 @@ func (e *env) tree() harness.Tree {
 	e.t.Helper()
 	tr, err := harness.ListTree(e.root)
 	if err != nil {
-		e.t.Fatal(err)
+		e.t.Fatalf("listing the storage: %v", err)
 	}
 	return tr
 }

@@ -21,15 +21,15 @@ func TestSchema1(t *testing.T) {
 	// the same layers, but another manifest) share theirs.
 	untagged, err := harness.WriteSchema1(e.root, "mixed", "", 201, 2)
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("writing the untagged schema1 manifest: %v", err)
 	}
 	tagged, err := harness.WriteSchema1(e.root, "mixed", "old", 202, 3)
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("writing the tagged schema1 manifest: %v", err)
 	}
 	sibling, err := harness.WriteSchema1(e.root, "mixed", "", 202, 2)
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("writing the untagged sibling schema1 manifest: %v", err)
 	}
 	if sibling.Manifest == tagged.Manifest {
 		t.Fatal("the sibling schema1 manifest is the tagged one")

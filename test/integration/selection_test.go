@@ -25,7 +25,7 @@ func TestRemoveSeveral(t *testing.T) {
 
 	rep := parseReport(t, e.clean("--grace", "0", "--json", "-x", "a:t1", "b"))
 	if len(rep.Failures) > 0 {
-		t.Errorf("failures: %v", rep.Failures)
+		t.Errorf("the report has failures %v, want none", rep.Failures)
 	}
 	if got := e.s.Tags("a"); !slices.Equal(got, []string{"t2"}) {
 		t.Errorf("tags of a: %v, want [t2]", got)
@@ -66,7 +66,7 @@ func TestSelectRepository(t *testing.T) {
 	e.reg.StopT(t)
 	orphan, err := harness.WriteBlob(e.root, harness.Random(417, 600))
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("writing a blob linked nowhere: %v", err)
 	}
 	e.reg.RestartT(t)
 

@@ -18,7 +18,7 @@ func newEnvResumable(t *testing.T) *env {
 	t.Helper()
 	root := filepath.Join(t.TempDir(), "storage")
 	if err := os.Mkdir(root, 0o755); err != nil {
-		t.Fatal(err)
+		t.Fatalf("making the storage root: %v", err)
 	}
 	reg := harness.StartT(t, harness.Config{Root: root, Env: []string{"REGISTRY_HTTP_SECRET=clean-registry-test-secret"}})
 	return &env{t: t, root: root, reg: reg, s: reg.Session(t)}
@@ -28,7 +28,7 @@ func newEnvResumable(t *testing.T) *env {
 func (e *env) writeStartedAt(u *harness.Upload, content string) {
 	e.t.Helper()
 	if err := harness.WriteFile(e.root, harness.UploadStartedAtPath(u.Repo, u.ID), []byte(content)); err != nil {
-		e.t.Fatal(err)
+		e.t.Fatalf("writing the startedat of upload %s: %v", u.ID, err)
 	}
 }
 
@@ -41,7 +41,7 @@ func (e *env) uploadFiles(u *harness.Upload) []string {
 	}
 	tr, err := harness.ListTree(dir)
 	if err != nil {
-		e.t.Fatal(err)
+		e.t.Fatalf("listing upload %s: %v", u.ID, err)
 	}
 	return tr.Files
 }

@@ -43,7 +43,7 @@ func newBucket(t *testing.T, srv *s3test.Server) string {
 	t.Helper()
 	name := fmt.Sprintf("cr-%d-%d", time.Now().UnixNano()%1e9, bucketSeq.Add(1))
 	if err := srv.CreateBucket(context.Background(), name); err != nil {
-		t.Fatal(err)
+		t.Fatalf("creating bucket %s: %v", name, err)
 	}
 	return name
 }
@@ -65,7 +65,7 @@ func putAll(t *testing.T, srv *s3test.Server, bucket string, objs map[string]str
 		})
 	}
 	if err := g.Wait(); err != nil {
-		t.Fatal(err)
+		t.Fatalf("putting %d objects into %s: %v", len(objs), bucket, err)
 	}
 }
 
@@ -77,7 +77,7 @@ func listKeys(t testing.TB, srv *s3test.Server, bucket string) []string {
 	for pages.HasMorePages() {
 		out, err := pages.NextPage(context.Background())
 		if err != nil {
-			t.Fatal(err)
+			t.Fatalf("listing bucket %s: %v", bucket, err)
 		}
 		for _, o := range out.Contents {
 			keys = append(keys, aws.ToString(o.Key))
@@ -107,7 +107,7 @@ func walkAll(t *testing.T, b storage.Backend, dir string) map[string]storage.Fil
 		return nil
 	})
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("walking %s on %s: %v", dir, b, err)
 	}
 	return got
 }
@@ -116,7 +116,7 @@ func open(t *testing.T, srv *s3test.Server, bucket, root string, jobs int) *s3ba
 	t.Helper()
 	b, err := s3backend.New(context.Background(), srv.DriverParams(bucket, root), jobs)
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("opening s3 backend on bucket %s, root %q: %v", bucket, root, err)
 	}
 	return b
 }
@@ -172,7 +172,7 @@ func TestBackendContract(t *testing.T) {
 		t.Run(fmt.Sprintf("walk jobs=%d", jobs), func(t *testing.T) {
 			b := open(t, srv, bucket, root, jobs)
 			if b.String() != "s3://"+bucket+"/registry" {
-				t.Errorf("String() = %q", b.String())
+				t.Errorf("String() = %q, want %q", b.String(), "s3://"+bucket+"/registry")
 			}
 			got := walkAll(t, b, layout.V2Dir)
 			if len(got) != len(storagePaths) {
@@ -218,7 +218,7 @@ func TestBackendContract(t *testing.T) {
 			return stop
 		})
 		if !errors.Is(err, stop) {
-			t.Fatalf("err = %v", err)
+			t.Fatalf("Walk returned %v, want the callback's error", err)
 		}
 	})
 
@@ -226,12 +226,12 @@ func TestBackendContract(t *testing.T) {
 		p := layout.TagCurrentLink("team/app", "latest")
 		data, err := b.ReadFile(ctx, p, 1<<20)
 		if err != nil || string(data) != link(blobs[5]) {
-			t.Fatalf("ReadFile = %q, %v", data, err)
+			t.Fatalf("ReadFile(%s) = %q, %v; want %q", p, data, err, link(blobs[5]))
 		}
 		f, err := b.Stat(ctx, layout.BlobData(blobs[3]))
 		content := storagePaths[layout.BlobData(blobs[3])]
 		if err != nil || f.Size != int64(len(content)) || f.ModTime.IsZero() || f.ETag == "" {
-			t.Fatalf("Stat = %+v, %v", f, err)
+			t.Fatalf("Stat = %+v, %v; want size %d, a modification time and an ETag", f, err, len(content))
 		}
 		if _, err := b.ReadFile(ctx, "docker/registry/v2/none/link", 1<<20); !storage.IsNotExist(err) {
 			t.Errorf("ReadFile of a missing key: %v, want not-exist", err)
@@ -314,10 +314,10 @@ func TestBackendDelete(t *testing.T) {
 	b := open(t, srv, bucket, "", 1)
 	before := b.Requests()
 	if err := b.Delete(ctx, units); err != nil {
-		t.Fatal(err)
+		t.Fatalf("deleting %d blob units: %v", len(units), err)
 	}
 	if err := b.Delete(ctx, repoUnits); err != nil {
-		t.Fatal(err)
+		t.Fatalf("deleting the repository app: %v", err)
 	}
 	after := b.Requests()
 	if n := after["DeleteObjects"] - before["DeleteObjects"]; n != 3 {
@@ -344,7 +344,7 @@ func TestBackendDelete(t *testing.T) {
 		t.Error("a file leaving its unit was accepted")
 	}
 	if err := b.PruneDirs(ctx, []string{layout.RepoDir("app")}); err != nil {
-		t.Error(err)
+		t.Errorf("PruneDirs(%s): %v", layout.RepoDir("app"), err)
 	}
 	req := b.Requests()
 	t.Logf("requests: %v", req)
@@ -362,17 +362,17 @@ func TestBackendOpenErrors(t *testing.T) {
 
 	p := srv.DriverParams("no-such-bucket-here", "")
 	if _, err := s3backend.New(ctx, p, 2); err == nil || !strings.Contains(err.Error(), "does not exist") {
-		t.Errorf("missing bucket: %v", err)
+		t.Errorf("missing bucket: got %v, want an error saying it does not exist", err)
 	}
 	p = srv.DriverParams(bucket, "")
 	p["secretkey"] = "wrong-secret"
 	if _, err := s3backend.New(ctx, p, 2); err == nil || !strings.Contains(err.Error(), "credentials") {
-		t.Errorf("wrong secret: %v", err)
+		t.Errorf("wrong secret: got %v, want an error naming the credentials", err)
 	}
 	p = srv.DriverParams(bucket, "")
 	p["accesskey"] = "nobody"
 	if _, err := s3backend.New(ctx, p, 2); err == nil || !strings.Contains(err.Error(), "credentials") {
-		t.Errorf("unknown access key: %v", err)
+		t.Errorf("unknown access key: got %v, want an error naming the credentials", err)
 	}
 	// String booleans, as REGISTRY_STORAGE_S3_* overrides give them.
 	p = srv.DriverParams(bucket, "")
@@ -383,9 +383,9 @@ func TestBackendOpenErrors(t *testing.T) {
 		t.Fatalf("endpoint without scheme, secure false: %v", err)
 	}
 	if ok, err := b.DirExists(ctx, layout.V2Dir); err != nil || ok {
-		t.Errorf("empty bucket: DirExists = %v, %v", ok, err)
+		t.Errorf("empty bucket: DirExists(%s) = %v, %v; want false, nil", layout.V2Dir, ok, err)
 	}
 	if !bytes.Equal([]byte(b.String()), []byte("s3://"+bucket)) {
-		t.Errorf("String() = %q", b.String())
+		t.Errorf("String() = %q, want %q", b.String(), "s3://"+bucket)
 	}
 }

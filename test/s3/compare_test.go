@@ -44,7 +44,7 @@ func compareOnce(b *testing.B) {
 	accessLog := filepath.Join(work, "access.log")
 	srv, err := s3test.StartLogged(filepath.Join(work, "s3"), accessLog)
 	if err != nil {
-		s3test.Unavailable(b, "no S3 server: "+err.Error())
+		harness.Unavailable(b, "no S3 server: %v", err)
 	}
 	defer srv.Close()
 	harness.RegistryBinaryT(b)
@@ -53,13 +53,13 @@ func compareOnce(b *testing.B) {
 	cfg := gen.Presets["medium"]
 	cfg.Repos, cfg.Manifests = 50, 10
 	if _, err := gen.Generate(ctx, tree, cfg); err != nil {
-		b.Fatal(err)
+		b.Fatalf("generating the registry tree: %v", err)
 	}
 	const prefix = "reg/"
 	client := srv.Client()
 	for _, bucket := range []string{"upstream", "clean", "floor"} {
 		if err := srv.CreateBucket(ctx, bucket); err != nil {
-			b.Fatal(err)
+			b.Fatalf("creating bucket %s: %v", bucket, err)
 		}
 		g, gctx := errgroup.WithContext(ctx)
 		g.SetLimit(32)
@@ -80,17 +80,17 @@ func compareOnce(b *testing.B) {
 			return nil
 		})
 		if err := g.Wait(); err != nil {
-			b.Fatal(err)
+			b.Fatalf("uploading the tree to bucket %s: %v", bucket, err)
 		}
 		if walkErr != nil {
-			b.Fatal(walkErr)
+			b.Fatalf("walking the tree to upload: %v", walkErr)
 		}
 	}
 	objects := len(listKeys(b, srv, "floor"))
 	requests := func() int {
 		f, err := os.Open(accessLog)
 		if err != nil {
-			b.Fatal(err)
+			b.Fatalf("the S3 server's access log: %v", err)
 		}
 		defer f.Close()
 		n := 0
@@ -104,12 +104,12 @@ func compareOnce(b *testing.B) {
 
 	config := filepath.Join(work, "config.yml")
 	if err := harness.WriteConfig(config, harness.Config{Storage: map[string]any{"s3": srv.DriverParams("upstream", "/reg")}}); err != nil {
-		b.Fatal(err)
+		b.Fatalf("writing upstream's config.yml: %v", err)
 	}
 	before := requests()
 	start := time.Now()
 	if _, err := harness.GarbageCollect(ctx, config, "--delete-untagged"); err != nil {
-		b.Fatal(err)
+		b.Fatalf("upstream garbage-collect: %v", err)
 	}
 	upstreamTime, upstreamRequests := time.Since(start), requests()-before
 
@@ -117,11 +117,11 @@ func compareOnce(b *testing.B) {
 	start = time.Now()
 	backend, err := s3backend.New(ctx, srv.DriverParams("clean", "/reg"), 16)
 	if err != nil {
-		b.Fatal(err)
+		b.Fatalf("opening the s3 backend on bucket clean: %v", err)
 	}
 	rep, err := clean.Run(ctx, backend, clean.Options{Jobs: 16, UploadAge: 24 * time.Hour})
 	if err != nil {
-		b.Fatal(err)
+		b.Fatalf("clean-registry on bucket clean: %v", err)
 	}
 	cleanTime, cleanRequests := time.Since(start), requests()-before
 
@@ -151,7 +151,7 @@ func compareOnce(b *testing.B) {
 		})
 	}
 	if err := g.Wait(); err != nil {
-		b.Fatal(err)
+		b.Fatalf("deleting the same keys on bucket floor: %v", err)
 	}
 	floorTime := time.Since(start)
 

@@ -38,7 +38,7 @@ func copyTree(t *testing.T, from, to string) {
 		return os.WriteFile(dst, data, 0o644)
 	})
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("copying %s to %s: %v", from, to, err)
 	}
 }
 
@@ -56,7 +56,7 @@ func filesBelow(t *testing.T, root string) []string {
 		return nil
 	})
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("listing the files below %s: %v", root, err)
 	}
 	sort.Strings(out)
 	return out
@@ -82,10 +82,10 @@ func TestRegistryOnGCS(t *testing.T) {
 	copyTree(t, fsRoot, reference)
 	fb, err := fsbackend.New(reference, 4)
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("opening the reference copy with the filesystem backend: %v", err)
 	}
 	if _, err := clean.Run(ctx, fb, clean.Options{Jobs: 4, UploadAge: 24 * time.Hour}); err != nil {
-		t.Fatal(err)
+		t.Fatalf("cleaning the reference copy on the filesystem: %v", err)
 	}
 
 	const bucket = "registry-bucket"
@@ -93,13 +93,13 @@ func TestRegistryOnGCS(t *testing.T) {
 	copyTree(t, fsRoot, filepath.Join(data, bucket, "reg"))
 	emu, err := s3test.StartFakeGCS(data, work)
 	if err != nil {
-		s3test.Unavailable(t, "no GCS emulator: "+err.Error())
+		harness.Unavailable(t, "no GCS emulator: %v", err)
 	}
 	defer emu.Close()
 	t.Setenv("STORAGE_EMULATOR_HOST", emu.Host)
 	keyfile := filepath.Join(work, "key.json")
 	if err := s3test.WriteServiceAccountKey(keyfile); err != nil {
-		t.Fatal(err)
+		t.Fatalf("writing the emulator's service account key: %v", err)
 	}
 	params := map[string]any{"bucket": bucket, "rootdirectory": "/reg/", "keyfile": keyfile}
 
@@ -108,16 +108,16 @@ func TestRegistryOnGCS(t *testing.T) {
 	}
 	b, err := gcs.New(ctx, params, 8)
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("opening the gcs backend on %s: %v", bucket, err)
 	}
 	if b.String() != "gcs://"+bucket+"/reg" {
-		t.Errorf("String() = %q", b.String())
+		t.Errorf("String() = %q, want %q", b.String(), "gcs://"+bucket+"/reg")
 	}
 	backendContract(t, b)
 
 	rep, err := clean.Run(ctx, b, clean.Options{Jobs: 8, UploadAge: 24 * time.Hour})
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("cleaning on GCS: %v", err)
 	}
 	sc.checkReport(t, rep)
 	t.Logf("driver calls: %v", rep.Requests)
@@ -139,7 +139,7 @@ func TestRegistryOnGCS(t *testing.T) {
 		return os.WriteFile(dst, content, 0o644)
 	})
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("exporting what is left on GCS: %v", err)
 	}
 	got, want := filesBelow(t, export), filesBelow(t, reference)
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
@@ -155,10 +155,10 @@ func backendContract(t *testing.T, b storage.Backend) {
 	t.Helper()
 	ctx := context.Background()
 	if ok, err := b.DirExists(ctx, layout.V2Dir); err != nil || !ok {
-		t.Errorf("DirExists(%s) = %v, %v", layout.V2Dir, ok, err)
+		t.Errorf("DirExists(%s) = %v, %v; want true, nil", layout.V2Dir, ok, err)
 	}
 	if ok, err := b.DirExists(ctx, layout.RepoDir("ap")); err != nil || ok {
-		t.Errorf("DirExists of a name's prefix = %v, %v", ok, err)
+		t.Errorf("DirExists(%s), a name's prefix, = %v, %v; want false, nil", layout.RepoDir("ap"), ok, err)
 	}
 	files := walkAll(t, b, layout.BlobsDir)
 	if len(files) == 0 {
@@ -167,18 +167,18 @@ func backendContract(t *testing.T, b storage.Backend) {
 	for p, f := range files {
 		st, err := b.Stat(ctx, p)
 		if err != nil || st.Size != f.Size || f.Size <= 0 || f.ModTime.IsZero() {
-			t.Errorf("%s: walked %+v, stat %+v, %v", p, f, st, err)
+			t.Errorf("%s: walked %+v, stat %+v, %v; want one positive size and a modification time", p, f, st, err)
 		}
 		break
 	}
 	if _, err := b.ReadFile(ctx, "docker/registry/v2/none", 1<<20); !storage.IsNotExist(err) {
-		t.Errorf("ReadFile of a missing file: %v", err)
+		t.Errorf("ReadFile of a missing file: %v, want not-exist", err)
 	}
 	if _, err := b.Stat(ctx, "docker/registry/v2/none"); !storage.IsNotExist(err) {
-		t.Errorf("Stat of a missing file: %v", err)
+		t.Errorf("Stat of a missing file: %v, want not-exist", err)
 	}
 	if _, err := b.Stat(ctx, layout.BlobsDir); !storage.IsNotExist(err) {
-		t.Errorf("Stat of a directory: %v", err)
+		t.Errorf("Stat of a directory: %v, want not-exist", err)
 	}
 	missing := layout.BlobDir(digestOf("never stored"))
 	if err := b.Delete(ctx, []storage.Unit{{Dir: missing, Files: []string{"data"}}, {Dir: missing + "x"}}); err != nil {

@@ -60,7 +60,7 @@ func pushScenario(t *testing.T, s *harness.Session) scenario {
 	keep("team/other/nested:keep", s.PushImage("team/other/nested:keep", harness.Image(7, 1, harness.OCI)))
 	tag, err := name.NewTag(s.Host+"/team/other/nested:tmp", name.Insecure)
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("parsing the tag to delete: %v", err)
 	}
 	if err := remote.Delete(tag); err != nil {
 		t.Fatalf("deleting a tag through the API: %v", err)
@@ -131,7 +131,7 @@ func TestRegistryOnS3(t *testing.T) {
 	wrong := harness.Config{Storage: map[string]any{"s3": withParam(params, "secretkey", "not-the-secret")}}
 	wrongPath := filepath.Join(t.TempDir(), "config.yml")
 	if err := harness.WriteConfig(wrongPath, wrong); err != nil {
-		t.Fatal(err)
+		t.Fatalf("writing a config.yml with the wrong secret: %v", err)
 	}
 	env := []string{"REGISTRY_STORAGE_S3_SECRETKEY=" + srv.SecretKey, "REGISTRY_STORAGE_S3_SECURE=false"}
 	if again := cleanWithConfig(t, wrongPath, env...); again.Requests["DeleteObjects"] != 0 {
@@ -169,10 +169,10 @@ func cleanWithConfig(t *testing.T, config string, env ...string) *report.Report 
 	}
 	var rep report.Report
 	if err := json.Unmarshal(stdout.Bytes(), &rep); err != nil {
-		t.Fatalf("JSON report: %v", err)
+		t.Fatalf("the --json report does not parse: %v\n%s", err, stdout.String())
 	}
 	if !rep.Completed || len(rep.Failures) > 0 {
-		t.Fatalf("clean incomplete: %s", stdout.String())
+		t.Fatalf("clean incomplete or with failures (want completed, no failures): %s", stdout.String())
 	}
 	return &rep
 }

@@ -16,7 +16,7 @@ import (
 func TestMinus(t *testing.T) {
 	got := minus([]string{"a", "b", "c", "e"}, []string{"b", "d", "e", "f"})
 	if !slices.Equal(got, []string{"a", "c"}) {
-		t.Errorf("minus = %v", got)
+		t.Errorf("minus = %v, want [a c]", got)
 	}
 }
 
@@ -24,7 +24,7 @@ func TestByDepthDeepestFirst(t *testing.T) {
 	got := byDepthDeepestFirst([]string{"a", "a/b/c", "a/b", "x/y"})
 	want := [][]string{{"a/b/c"}, {"a/b", "x/y"}, {"a"}}
 	if len(got) != len(want) {
-		t.Fatalf("got %v", got)
+		t.Fatalf("got %d groups %v, want %d: %v", len(got), got, len(want), want)
 	}
 	for i := range want {
 		if !slices.Equal(got[i], want[i]) {
@@ -37,7 +37,7 @@ func TestPlanCheck(t *testing.T) {
 	after := &Listing{Files: []string{"keep/link"}, Dirs: []string{"keep"}}
 	planned := []string{"gone", "gone2/x"}
 	if p := planCheck(planned, []string{"gone/data", "gone2/x"}, after); len(p) != 0 {
-		t.Errorf("clean run reported %v", p)
+		t.Errorf("a run that did its plan: planCheck reported %v, want nothing", p)
 	}
 	if p := planCheck([]string{"keep"}, []string{"other/data"}, after); len(p) != 2 {
 		t.Errorf("want a planned path left and an unplanned deletion, got %v", p)
@@ -57,10 +57,10 @@ func TestCompare(t *testing.T) {
 	body := `{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","artifactType":"application/spdx+json",` +
 		`"config":{"digest":"` + payload.String() + `"},"layers":[],"subject":{"digest":"` + image.String() + `"}}`
 	if err := os.MkdirAll(filepath.Join(root, layout.BlobDir(referrer)), 0o755); err != nil {
-		t.Fatal(err)
+		t.Fatalf("making the referrer's blob directory: %v", err)
 	}
 	if err := os.WriteFile(filepath.Join(root, layout.BlobData(referrer)), []byte(body), 0o644); err != nil {
-		t.Fatal(err)
+		t.Fatalf("writing the referrer's manifest: %v", err)
 	}
 	common := []string{
 		layout.BlobData(image),
@@ -78,13 +78,13 @@ func TestCompare(t *testing.T) {
 	slices.Sort(cr.Files)
 	c := compare(up, cr)
 	if c.Failed != 0 || len(c.Aside) != 4 {
-		t.Errorf("compare = %+v", c)
+		t.Errorf("compare = %+v; want no failure and 4 differences set aside by design", c)
 	}
 
 	cr.Files = append(cr.Files, layout.BlobData(digestOf("d")))
 	slices.Sort(cr.Files)
 	if c := compare(up, cr); c.Failed != 1 {
-		t.Errorf("a stray blob kept: compare = %+v", c)
+		t.Errorf("a stray blob kept: compare = %+v; want 1 failure", c)
 	}
 }
 
@@ -97,14 +97,14 @@ func TestBenchOnATinyTree(t *testing.T) {
 	work := t.TempDir()
 	root, err := moduleRoot(ctx)
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("finding the module root: %v", err)
 	}
 	cleanBin, err := buildCleanRegistry(ctx, root, work)
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("building clean-registry: %v", err)
 	}
 	if rusageBin, err = buildRusage(ctx, root, work); err != nil {
-		t.Fatal(err)
+		t.Fatalf("building rusage: %v", err)
 	}
 	cfg := gen.Config{
 		Seed: 3, Repos: 10, Nested: 0.3, Manifests: 8, Layers: 3, Tags: 3,
@@ -113,19 +113,20 @@ func TestBenchOnATinyTree(t *testing.T) {
 	}
 	base, err := ensureTree(ctx, filepath.Join(work, "tiny"), cfg)
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("generating the tiny tree: %v", err)
 	}
 	o := options{cleanBin: cleanBin, registryBin: registry, repeat: 1, pull: true}
 	r, err := benchTree(ctx, o, "tiny", base, filepath.Join(work, "tiny"), genCopier(cfg))
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("benchmarking the tiny tree: %v", err)
 	}
 	t.Log("\n" + r.markdown())
 	if r.failed() {
 		t.Error("the checks failed; see the report above")
 	}
 	if r.CrDeleted == 0 || r.UpDeleted == 0 || r.Pull == nil || r.Pull.Manifests == 0 {
-		t.Errorf("nothing happened: %d/%d files deleted, pull %+v", r.CrDeleted, r.UpDeleted, r.Pull)
+		t.Errorf("nothing happened: clean-registry deleted %d files, upstream %d, pull %+v; want deletions on both sides and manifests pulled",
+			r.CrDeleted, r.UpDeleted, r.Pull)
 	}
 	if r.Comparison == nil || r.Comparison.Aside["referrers kept by subject (upstream ignores subject)"] == 0 {
 		t.Error("the tree exercised no referrer kept by its subject")

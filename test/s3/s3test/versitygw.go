@@ -21,6 +21,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/clean-registry/clean-registry/test/harness"
 )
 
 // VersityModule and VersityVersion pin the server the tests run against.
@@ -41,21 +43,11 @@ const (
 	EnvEndpoint  = "CLEAN_REGISTRY_S3_ENDPOINT" // e.g. http://127.0.0.1:7070
 	EnvAccessKey = "CLEAN_REGISTRY_S3_ACCESS_KEY"
 	EnvSecretKey = "CLEAN_REGISTRY_S3_SECRET_KEY"
-	EnvRequire   = "CLEAN_REGISTRY_REQUIRE_ALL"
-	EnvCache     = "CLEAN_REGISTRY_CACHE"
 )
 
-// CacheDir is where built tools are kept: $CLEAN_REGISTRY_CACHE, else
-// $HOME/.cache/clean-registry.
-func CacheDir() string {
-	if d := os.Getenv(EnvCache); d != "" {
-		return d
-	}
-	if home, err := os.UserHomeDir(); err == nil {
-		return filepath.Join(home, ".cache", "clean-registry")
-	}
-	return filepath.Join(os.TempDir(), "clean-registry-cache")
-}
+// CacheDir is where built tools are kept: the harness's cache, $CLEAN_REGISTRY_CACHE,
+// else $HOME/.cache/clean-registry.
+func CacheDir() string { return harness.CacheDir() }
 
 // VersityBinaryPath is where the pinned versitygw binary lives once built.
 func VersityBinaryPath() string {
@@ -290,7 +282,7 @@ func (sh *Shared) Get(t testing.TB) *Server {
 		}
 	})
 	if sh.err != nil {
-		Unavailable(t, fmt.Sprintf("no S3 server: set %s, or let the tests build and start versitygw %s: %v", EnvEndpoint, VersityVersion, sh.err))
+		harness.Unavailable(t, "no S3 server: set %s, or let the tests build and start versitygw %s: %v", EnvEndpoint, VersityVersion, sh.err)
 	}
 	return sh.srv
 }
@@ -303,14 +295,4 @@ func (sh *Shared) Shutdown() {
 	if sh.dir != "" {
 		os.RemoveAll(sh.dir)
 	}
-}
-
-// Unavailable skips a test whose real parts are missing, or fails it under
-// CLEAN_REGISTRY_REQUIRE_ALL=1 (CI, where everything must run).
-func Unavailable(t testing.TB, msg string) {
-	t.Helper()
-	if os.Getenv(EnvRequire) == "1" {
-		t.Fatal(msg)
-	}
-	t.Skip(msg)
 }
