@@ -13,6 +13,7 @@ import (
 	"github.com/clean-registry/clean-registry/internal/inventory"
 	"github.com/clean-registry/clean-registry/internal/layout"
 	"github.com/clean-registry/clean-registry/internal/plan"
+	"github.com/clean-registry/clean-registry/internal/policy"
 	"github.com/clean-registry/clean-registry/internal/report"
 	"github.com/clean-registry/clean-registry/internal/storage"
 )
@@ -37,6 +38,10 @@ type Options struct {
 	Jobs int
 	// Now is the reference time for ages (zero: time.Now()).
 	Now time.Time
+	// Retention deletes the tags its keep rules do not keep; nil: none.
+	Retention *policy.Policy
+	// DeleteOrphanSignatures deletes signature tags whose subject no repository holds.
+	DeleteOrphanSignatures bool
 	// Log receives one line per deletion, in plan order: as planned in a dry run, as
 	// applied (phase by phase) in a real run. nil: silent.
 	Log io.Writer
@@ -57,7 +62,15 @@ func Run(ctx context.Context, b storage.Backend, opts Options) (*report.Report, 
 		return nil, err
 	}
 	scanned := time.Now()
-	pol := plan.Policy{Select: opts.Select, Remove: opts.Remove, Grace: opts.Grace, UploadAge: opts.UploadAge, Now: now}
+	pol := plan.Policy{Select: opts.Select, Remove: opts.Remove, Grace: opts.Grace, UploadAge: opts.UploadAge, Now: now,
+		Retention: opts.Retention, DeleteOrphanSignatures: opts.DeleteOrphanSignatures}
+	if opts.Retention.NeedsPushTimes() {
+		// A tag's push time is its current link's: a filesystem walk does not stat,
+		// so read it where a rule ranks or ages the tag (object stores listed it).
+		if err := inv.Complete(ctx, b, pushTimes(inv, opts.Retention, opts.Select), jobs); err != nil {
+			return nil, fmt.Errorf("reading tag push times: %w", err)
+		}
+	}
 
 	// A first plan without the grace period names every candidate; only those need a
 	// size or a time, which a filesystem walk does not give. Then the real plan.
@@ -139,6 +152,35 @@ func refsOf(inv *inventory.Inventory, p *plan.Plan, times bool) iter.Seq[invento
 			r.ID = id
 			if !yield(r) {
 				return
+			}
+		}
+	}
+}
+
+// pushTimes yields the current links whose times the retention rules need: tags
+// of the selected repositories (all, without a selection) that a rule ranks or ages.
+func pushTimes(inv *inventory.Inventory, ret *policy.Policy, sel []Selector) iter.Seq[inventory.Ref] {
+	inScope := func(string) bool { return true }
+	if len(sel) > 0 {
+		repos := map[string]bool{}
+		for _, s := range sel {
+			repos[s.Repo] = true
+		}
+		inScope = func(name string) bool { return repos[name] }
+	}
+	return func(yield func(inventory.Ref) bool) {
+		for name, r := range inv.Repos {
+			rule := ret.Match(name)
+			if rule == nil || !inScope(name) {
+				continue
+			}
+			for tag := range r.Tags {
+				if !rule.NeedsPushTime(tag) {
+					continue
+				}
+				if !yield(inventory.Ref{Kind: layout.KindTagCurrentLink, Repo: name, Tag: tag}) {
+					return
+				}
 			}
 		}
 	}

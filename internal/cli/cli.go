@@ -17,6 +17,7 @@ import (
 
 	"github.com/clean-registry/clean-registry/internal/clean"
 	"github.com/clean-registry/clean-registry/internal/layout"
+	"github.com/clean-registry/clean-registry/internal/policy"
 	"github.com/clean-registry/clean-registry/internal/regconfig"
 	"github.com/clean-registry/clean-registry/internal/report"
 	"github.com/clean-registry/clean-registry/internal/storage"
@@ -55,9 +56,10 @@ Options:
       --root DIR        The registry's storage root directory (its rootdirectory).
       --config FILE     The registry's config.yml (REGISTRY_* environment
                         variables override it, as for the registry).
-      --grace DURATION  Keep everything younger than this, to protect pushes in
-                        flight (default 1h; 0 when the registry is known to be
-                        stopped, paused or read-only).
+      --grace DURATION  Keep everything younger than this, to protect new
+                        uploads (default 1h; 0 when the registry is known to be
+                        stopped, paused or read-only). Durations take d and w
+                        besides h, m and s.
       --upload-age DURATION
                         Purge unfinished uploads older than this (default 24h).
       --json            Print a JSON report on stdout instead of text.
@@ -66,6 +68,18 @@ Options:
       --no-restart      Only unpause a registry whose blob descriptor cache may
                         name deleted blobs (by default it is restarted).
   -j, --jobs N          Concurrent storage operations, 1 to 1024 (default %[2]d).
+      --keep-last N     Retention: keep the N most recently pushed tags of each
+                        repository (of those --tags selects); delete the rest.
+      --keep-within DURATION
+                        Retention: keep tags pushed within DURATION (30d, 2w).
+      --keep-tag REGEX  Retention: keep tags whose whole name matches (repeatable).
+      --tags REGEX      Retention: the tags the keep rules decide on (default:
+                        all); other tags are kept. Signature tags (sha256-<hex>*)
+                        are never selected: they follow their subject.
+      --policy FILE     Retention rules per repository, from a YAML file.
+      --delete-orphan-signatures
+                        Also delete signature tags whose subject no repository
+                        of the registry holds.
       --wait DURATION   When another real run holds the storage's lock, wait
                         up to this long for it (default 0: exit 1 at once).
                         Dry runs take no lock and never wait.
@@ -89,6 +103,14 @@ type options struct {
 	grace, uploadAge, wait                             time.Duration
 	jobs                                               int
 	graceSet                                           bool
+
+	// Retention: the keep flags, or a policy file.
+	keepLast               int
+	keepWithin             time.Duration
+	keepTags               []string
+	tags, policyFile       string
+	deleteOrphanSignatures bool
+	retention              *policy.Policy
 }
 
 // MaxJobs bounds --jobs: past a thousand concurrent operations no storage gets
@@ -192,9 +214,16 @@ func parseAndRun(ctx context.Context, prog, usage string, args []string, o *opti
 	flags.BoolVarP(&o.dryRun, "dry-run", "n", false, "")
 	flags.StringVar(&o.root, "root", "", "")
 	flags.StringVar(&o.config, "config", "", "")
-	flags.DurationVar(&o.grace, "grace", DefaultGrace, "")
-	flags.DurationVar(&o.uploadAge, "upload-age", 24*time.Hour, "")
-	flags.DurationVar(&o.wait, "wait", 0, "")
+	o.grace, o.uploadAge = DefaultGrace, 24*time.Hour
+	flags.Var((*policy.DurationFlag)(&o.grace), "grace", "")
+	flags.Var((*policy.DurationFlag)(&o.uploadAge), "upload-age", "")
+	flags.Var((*policy.DurationFlag)(&o.wait), "wait", "")
+	flags.IntVar(&o.keepLast, "keep-last", 0, "")
+	flags.Var((*policy.DurationFlag)(&o.keepWithin), "keep-within", "")
+	flags.StringArrayVar(&o.keepTags, "keep-tag", nil, "")
+	flags.StringVar(&o.tags, "tags", "", "")
+	flags.StringVar(&o.policyFile, "policy", "", "")
+	flags.BoolVar(&o.deleteOrphanSignatures, "delete-orphan-signatures", false, "")
 	flags.BoolVar(&o.json, "json", false, "")
 	flags.BoolVar(&o.stop, "stop", false, "")
 	flags.BoolVar(&o.noRestart, "no-restart", false, "")
@@ -211,7 +240,7 @@ func parseAndRun(ctx context.Context, prog, usage string, args []string, o *opti
 		fmt.Fprintf(stdout, "%s %s\n", prog, Version)
 		return outcome{code: ExitOK}
 	}
-	for _, name := range []string{"root", "config"} {
+	for _, name := range []string{"root", "config", "policy"} {
 		if flags.Changed(name) && strings.TrimSpace(flags.Lookup(name).Value.String()) == "" {
 			return usageError("--%s needs a path, not an empty string", name)
 		}
@@ -221,12 +250,9 @@ func parseAndRun(ctx context.Context, prog, usage string, args []string, o *opti
 		return usageError("--root and --config exclude each other")
 	case o.jobs < 1 || o.jobs > MaxJobs:
 		return usageError("--jobs must be within 1..%d, not %d", MaxJobs, o.jobs)
-	case o.grace < 0:
-		return usageError("--grace must not be negative, not %s", o.grace)
-	case o.uploadAge < 0:
-		return usageError("--upload-age must not be negative, not %s", o.uploadAge)
-	case o.wait < 0:
-		return usageError("--wait must not be negative, not %s", o.wait)
+	}
+	if out, bad := o.readRetention(flags); bad {
+		return out
 	}
 	positional := flags.Args()
 	direct := o.root != "" || o.config != ""
@@ -251,6 +277,16 @@ func parseAndRun(ctx context.Context, prog, usage string, args []string, o *opti
 		}
 		selectors = append(selectors, clean.Selector{Repo: repo, Tag: tag})
 	}
+	if o.retention != nil {
+		if o.remove {
+			return usageError("-x cannot be combined with keep rules: remove tags in one run, apply retention in another")
+		}
+		for _, sel := range selectors {
+			if sel.Tag != "" {
+				return usageError("%s: keep rules take REPOSITORY arguments, not REPOSITORY:TAG", sel)
+			}
+		}
+	}
 	if o.remove && len(selectors) == 0 {
 		return failed("command line", errors.New("The -x option requires that you specify at least one repository..."))
 	}
@@ -271,7 +307,8 @@ func parseAndRun(ctx context.Context, prog, usage string, args []string, o *opti
 
 // cleanOptions are the options of one run, from the command line's.
 func (o options) cleanOptions(selectors []clean.Selector, grace time.Duration) clean.Options {
-	return clean.Options{Select: selectors, Remove: o.remove, DryRun: o.dryRun, Grace: grace, UploadAge: o.uploadAge, Jobs: o.jobs}
+	return clean.Options{Select: selectors, Remove: o.remove, DryRun: o.dryRun, Grace: grace, UploadAge: o.uploadAge, Jobs: o.jobs,
+		Retention: o.retention, DeleteOrphanSignatures: o.deleteOrphanSignatures}
 }
 
 // target is the storage to clean, and whether the registry is known not to write.
@@ -333,4 +370,32 @@ func runCleanLocked(ctx context.Context, b storage.Backend, opts clean.Options, 
 		return outcome{code: ExitError, rep: rep, err: err, stage: stage}
 	}
 	return outcome{code: ExitOK, rep: rep}
+}
+
+// readRetention builds the retention policy from the keep flags or the policy file,
+// before anything touches storage; a bad rule is a usage error naming what is wrong.
+func (o *options) readRetention(flags *pflag.FlagSet) (outcome, bool) {
+	var f policy.Flags
+	if flags.Changed("keep-last") {
+		f.KeepLast = &o.keepLast
+	}
+	if flags.Changed("keep-within") {
+		f.KeepWithin = &o.keepWithin
+	}
+	f.KeepTags, f.Tags = o.keepTags, o.tags
+	fromFlags, err := policy.FromFlags(f)
+	if err != nil {
+		return usageError("%v", err), true
+	}
+	if o.policyFile == "" {
+		o.retention = fromFlags
+		return outcome{}, false
+	}
+	if fromFlags != nil || flags.Changed("tags") {
+		return usageError("--policy cannot be combined with --keep-last, --keep-within, --keep-tag or --tags"), true
+	}
+	if o.retention, err = policy.Load(o.policyFile); err != nil {
+		return usageError("%v", err), true
+	}
+	return outcome{}, false
 }

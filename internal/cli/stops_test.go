@@ -22,15 +22,25 @@ func TestBoundedInputs(t *testing.T) {
 		{[]string{"--root", ""}, "--root needs a path"},
 		{[]string{"--root=", "app"}, "--root needs a path"},
 		{[]string{"--config", " "}, "--config needs a path"},
-		{[]string{"--root", root, "--grace", "-1s"}, "--grace must not be negative"},
-		{[]string{"--root", root, "--upload-age", "-1h"}, "--upload-age must not be negative"},
-		{[]string{"--root", root, "--wait", "-1s"}, "--wait must not be negative"},
+		{[]string{"--root", root, "--grace", "-1s"}, `"--grace" flag: negative duration`},
+		{[]string{"--root", root, "--upload-age", "-1h"}, `"--upload-age" flag: negative duration`},
+		{[]string{"--root", root, "--wait", "-1s"}, `"--wait" flag: negative duration`},
 		{[]string{"--root", root, "--config", "c.yml"}, "exclude each other"},
+		{[]string{"--root", root, "--grace", "3x"}, `"--grace" flag`},
+		{[]string{"--root", root, "--keep-last", "-1"}, "--keep-last: negative count"},
+		{[]string{"--root", root, "--keep-within", "-1d"}, `"--keep-within" flag: negative duration`},
+		{[]string{"--root", root, "--keep-tag", "("}, "--keep-tag"},
+		{[]string{"--root", root, "--tags", "v.*"}, "--tags: needs"},
+		{[]string{"--root", root, "--keep-last", "1", "-x", "app"}, "-x cannot be combined with keep rules"},
+		{[]string{"--root", root, "--keep-last", "1", "app:v1"}, "not REPOSITORY:TAG"},
+		{[]string{"--root", root, "--keep-last", "1", "--policy", "p.yml"}, "--policy cannot be combined"},
+		{[]string{"--root", root, "--policy", ""}, "--policy needs a path"},
 	}
 	for _, tt := range tests {
 		code, _, stderr := cli(tt.args...)
 		if code != ExitUsage || !strings.Contains(stderr, tt.want) {
-			t.Errorf("%q: exit %d, stderr %q; want exit 2 and %q", tt.args, code, stderr, tt.want)
+			first, _, _ := strings.Cut(stderr, "\n")
+			t.Errorf("%q: exit %d, stderr %q; want exit 2 and %q", tt.args, code, first, tt.want)
 		}
 	}
 	if code, _, stderr := cli("--root", root, "-j", "1024", "-n", "-q"); code != ExitOK {
@@ -93,5 +103,19 @@ func TestJSONOnEveryEarlyStop(t *testing.T) {
 				t.Errorf("stderr %q has no ERROR line", stderr)
 			}
 		})
+	}
+}
+
+// A bad policy file is a usage error naming file, line and key, found before any
+// storage is opened (here: one that does not exist).
+func TestBadPolicyFileBeforeStorage(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "policy.yml")
+	if err := os.WriteFile(file, []byte("rules:\n  - repositories: [\"**\"]\n    keep-within: 3x\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, _, stderr := cli("--root", filepath.Join(t.TempDir(), "nosuch"), "--policy", file)
+	first, _, _ := strings.Cut(stderr, "\n")
+	if code != ExitUsage || !strings.Contains(first, file+":3: keep-within") {
+		t.Errorf("exit %d, %q; want exit 2 naming %s:3: keep-within", code, first, file)
 	}
 }

@@ -50,15 +50,18 @@ func (k Kind) String() string {
 type Reason uint8
 
 const (
-	Removed          Reason = iota + 1 // named with -x
-	NotCurrent                         // tag history entry for a digest the tag no longer points at
-	Untagged                           // no tag, kept index or kept subject needs the manifest
-	DanglingRevision                   // the revision's manifest blob is missing
-	Unneeded                           // no kept manifest of the repository references the blob
-	DanglingLink                       // the linked blob is missing
-	Unreferenced                       // no kept manifest of any repository references the blob
-	Abandoned                          // an upload older than the upload age
-	Emptied                            // the repository has nothing left
+	Removed            Reason = iota + 1 // named with -x
+	NotCurrent                           // tag history entry for a digest the tag no longer points at
+	Untagged                             // no tag, kept index or kept subject needs the manifest
+	DanglingRevision                     // the revision's manifest blob is missing
+	Unneeded                             // no kept manifest of the repository references the blob
+	DanglingLink                         // the linked blob is missing
+	Unreferenced                         // no kept manifest of any repository references the blob
+	Abandoned                            // an upload older than the upload age
+	Emptied                              // the repository has nothing left
+	Retention                            // a keep rule selects the tag and no keep rule keeps it
+	SignatureOfDeleted                   // a signature tag of a manifest the run deletes
+	OrphanSignature                      // a signature tag of a manifest no repository holds
 )
 
 func (r Reason) String() string {
@@ -81,6 +84,12 @@ func (r Reason) String() string {
 		return "abandoned upload"
 	case Emptied:
 		return "repository has nothing left"
+	case Retention:
+		return "not kept by the retention rule"
+	case SignatureOfDeleted:
+		return "signature or attestation of a manifest this run deletes"
+	case OrphanSignature:
+		return "signature or attestation of a manifest no repository holds"
 	}
 	return "unknown"
 }
@@ -97,8 +106,19 @@ type Deletion struct {
 	Bytes int64
 	// LinkedBytes is, for a link whose blob the plan deletes too, that blob's size.
 	LinkedBytes int64
+	// Detail says more than Reason where one reason covers many cases: for a tag
+	// deleted by retention, its push time and which keep rules it missed.
+	Detail string
 	// files is what the inventory knows lies inside the unit, for tags and uploads.
 	files []string
+}
+
+// Why is the reason as a person reads it: the detail when there is one.
+func (d Deletion) Why() string {
+	if d.Detail != "" {
+		return d.Detail
+	}
+	return d.Reason.String()
 }
 
 // Dir is the directory the deletion removes (for a repository: the repository's own

@@ -19,8 +19,9 @@ type entry struct {
 }
 
 type extra struct {
-	name  string // tag or upload
-	files []string
+	name   string // tag or upload
+	files  []string
+	detail string // see Deletion.Detail
 }
 
 // entryChunk is the size of the chunks entries grow by: growing never copies, so a

@@ -2,6 +2,7 @@ package plan
 
 import (
 	"github.com/clean-registry/clean-registry/internal/inventory"
+	"github.com/clean-registry/clean-registry/internal/policy"
 	"github.com/clean-registry/clean-registry/internal/storage"
 )
 
@@ -10,6 +11,11 @@ type marker struct {
 	inv      *inventory.Inventory
 	pol      Policy
 	keepBlob inventory.IDSet
+	// held is every manifest some repository links, for orphan signatures.
+	held inventory.IDSet
+	// Reused across repositories by retention.
+	tagBuf    []policy.Tag
+	decisions *policy.Decisions
 }
 
 type idSet = map[inventory.ID]struct{}
@@ -23,7 +29,7 @@ func (m *marker) fresh(t inventory.Time) bool {
 	return t == 0 || m.pol.Now.Sub(t.Std()) < m.pol.Grace
 }
 
-// markRepository returns the manifests the repository keeps: what its tags point at
+// markRepository returns the manifests the repository keeps (record them with keep): what its tags point at
 // (or, for a tag without a readable current link, ever pointed at), fresh revisions,
 // and recursively the children of kept indexes and the referrers of kept subjects.
 // opaque is true when the repository must be kept whole: it was already, or a kept
@@ -71,6 +77,11 @@ func (m *marker) markRepository(r *inventory.Repo, removeTags map[string]bool) (
 		}
 		queue = append(queue, referrers[id]...)
 	}
+	return marked, false
+}
+
+// keep records, in the global blob set, the marked manifests and what they reference.
+func (m *marker) keep(marked idSet) {
 	for id := range marked {
 		m.keepBlob.Add(id)
 		if mf, ok := m.inv.Manifest(id); ok {
@@ -79,7 +90,6 @@ func (m *marker) markRepository(r *inventory.Repo, removeTags map[string]bool) (
 			}
 		}
 	}
-	return marked, false
 }
 
 // blobsOf is every blob the marked manifests reference, themselves included.

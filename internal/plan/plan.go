@@ -8,6 +8,7 @@ import (
 
 	"github.com/clean-registry/clean-registry/internal/inventory"
 	"github.com/clean-registry/clean-registry/internal/layout"
+	"github.com/clean-registry/clean-registry/internal/policy"
 	"github.com/clean-registry/clean-registry/internal/storage"
 )
 
@@ -38,6 +39,12 @@ type Policy struct {
 	UploadAge time.Duration
 	// Now is the reference time.
 	Now time.Time
+	// Retention deletes the tags its rules select and do not keep; nil: no tag is
+	// deleted but by Remove. Tags pushed within Grace are kept all the same.
+	Retention *policy.Policy
+	// DeleteOrphanSignatures deletes signature tags whose subject no repository
+	// holds (by default only those of manifests the run itself deletes go).
+	DeleteOrphanSignatures bool
 }
 
 // Plan is what a run deletes, in execution order, and why. It holds a compact record
@@ -56,6 +63,8 @@ type Plan struct {
 	Notes []string
 	// Kept counts what stays.
 	KeptRevisions, KeptBlobs int
+	// KeptTags counts, per repository, the tags that stay.
+	KeptTags map[string]int
 }
 
 // Len is the number of deletions.
@@ -89,7 +98,7 @@ func (p *Plan) At(i int) Deletion {
 	}
 	if e.extra > 0 {
 		x := p.extras[e.extra-1]
-		d.files = x.files
+		d.files, d.Detail = x.files, x.detail
 		if e.kind == Upload {
 			d.Upload = x.name
 		} else {
@@ -121,8 +130,16 @@ func (p *Plan) All() iter.Seq[Deletion] {
 
 // Make computes the plan. It is pure: the same inventory and policy give the same plan.
 func Make(inv *inventory.Inventory, pol Policy) *Plan {
-	p := &Plan{}
+	p := &Plan{KeptTags: map[string]int{}}
 	m := marker{inv: inv, pol: pol, keepBlob: inv.NewIDSet()}
+	if pol.DeleteOrphanSignatures {
+		m.held = inv.NewIDSet()
+		for _, r := range inv.Repos {
+			for _, l := range r.Revisions {
+				m.held.Add(l.ID)
+			}
+		}
+	}
 	scope, removeRepo, removeTags := m.selection(p)
 
 	p.repos = make([]string, 0, len(inv.Repos))
@@ -145,6 +162,7 @@ func Make(inv *inventory.Inventory, pol Policy) *Plan {
 			p.removeRepository(&m, uint32(i), r)
 		case scope != nil && !scope[name]:
 			m.keepWhole(r)
+			p.KeptTags[name] = len(r.Tags)
 		default:
 			p.cleanRepository(&m, uint32(i), r, removeTags[name], blind)
 		}
@@ -221,7 +239,11 @@ func (p *Plan) add(kind Kind, reason Reason, repo uint32, id inventory.ID) {
 }
 
 func (p *Plan) addNamed(kind Kind, reason Reason, repo uint32, id inventory.ID, name string, files []string) {
-	p.extras = append(p.extras, extra{name: name, files: files})
+	p.addDetailed(kind, reason, repo, id, name, files, "")
+}
+
+func (p *Plan) addDetailed(kind Kind, reason Reason, repo uint32, id inventory.ID, name string, files []string, detail string) {
+	p.extras = append(p.extras, extra{name: name, files: files, detail: detail})
 	p.phases[kind].add(entry{kind: kind, reason: reason, repo: repo, id: id, extra: uint32(len(p.extras))})
 }
 
@@ -246,10 +268,41 @@ func (p *Plan) removeRepository(m *marker, ri uint32, r *inventory.Repo) {
 // cleanRepository purges what the repository no longer needs and marks, in the
 // global blob set, everything it keeps.
 func (p *Plan) cleanRepository(m *marker, ri uint32, r *inventory.Repo, removeTags map[string]bool, blind bool) {
+	// Tags go first: on request (-x), then by retention; what they leave untagged
+	// follows through the marking below, exactly as for an untagged purge.
+	gone := make(map[string]bool, len(removeTags))
+	for name := range removeTags {
+		gone[name] = true
+	}
+	for name, why := range m.retention(r) {
+		gone[name] = true
+		p.addDetailed(Tag, Retention, ri, 0, name, m.tagFiles(r.Tags[name]), why)
+	}
+	for name := range removeTags {
+		p.addNamed(Tag, Removed, ri, 0, name, m.tagFiles(r.Tags[name]))
+	}
+
+	marked, opaque := m.markRepository(r, gone)
+	if !opaque {
+		// A signature tag follows the manifest it signs: once the run deletes that
+		// manifest, the tag goes, and with it the signature manifest, which may
+		// itself be signed: repeat until nothing more goes.
+		for {
+			sigs := m.signaturesGone(r, gone, marked)
+			if len(sigs) == 0 {
+				break
+			}
+			for name, reason := range sigs {
+				gone[name] = true
+				p.addNamed(Tag, reason, ri, 0, name, m.tagFiles(r.Tags[name]))
+			}
+			marked, opaque = m.markRepository(r, gone)
+		}
+	}
+
 	keptTags := 0
 	for name, t := range r.Tags {
-		if removeTags[name] {
-			p.addNamed(Tag, Removed, ri, 0, name, m.tagFiles(t))
+		if gone[name] {
 			continue
 		}
 		keptTags++
@@ -262,14 +315,14 @@ func (p *Plan) cleanRepository(m *marker, ri uint32, r *inventory.Repo, removeTa
 			}
 		}
 	}
-
-	marked, opaque := m.markRepository(r, removeTags)
+	p.KeptTags[r.Name] = keptTags
 	if opaque {
 		m.keepWhole(r)
 		p.KeptRevisions += len(r.Revisions)
 		p.purgeUploads(m, ri, r)
 		return
 	}
+	m.keep(marked)
 	keptRevisions := 0
 	for _, l := range r.Revisions {
 		if _, keep := marked[l.ID]; keep {

@@ -27,6 +27,9 @@ type Count struct {
 type RepoSummary struct {
 	Counts map[string]int `json:"counts"`
 	Bytes  int64          `json:"bytes"`
+	// TagsKept counts the tags that stay; TagsRetention those retention deletes.
+	TagsKept      int `json:"tags_kept"`
+	TagsRetention int `json:"tags_deleted_by_retention"`
 }
 
 // Entry is one deletion in the JSON report.
@@ -121,10 +124,16 @@ func New(inv *inventory.Inventory, p *plan.Plan, dryRun bool) *Report {
 				r.ByRepository[d.Repo] = rs
 			}
 			rs.Counts[kind]++
+			if d.Reason == plan.Retention {
+				rs.TagsRetention++
+			}
 			if d.Kind == plan.Revision || d.Kind == plan.LayerLink {
 				rs.Bytes += d.LinkedBytes
 			}
 		}
+	}
+	for name, rs := range r.ByRepository {
+		rs.TagsKept = p.KeptTags[name]
 	}
 	return r
 }
@@ -158,7 +167,7 @@ func (r *Report) Entries() iter.Seq[Entry] {
 // entry is the JSON form of one deletion.
 func entry(d plan.Deletion) Entry {
 	e := Entry{Kind: d.Kind.String(), Path: d.Dir(), Repo: d.Repo, Tag: d.Tag, Upload: d.Upload,
-		Bytes: max(d.Bytes, 0), Reason: d.Reason.String()}
+		Bytes: max(d.Bytes, 0), Reason: d.Why()}
 	if !d.Digest.IsZero() {
 		e.Digest = d.Digest.String()
 	}
@@ -172,7 +181,7 @@ func Line(storageName string, d plan.Deletion, dryRun bool) string {
 	if dryRun {
 		verb = "would remove"
 	}
-	what := fmt.Sprintf("%s %s: %s", d.Kind, d.Subject(), d.Reason)
+	what := fmt.Sprintf("%s %s: %s", d.Kind, d.Subject(), d.Why())
 	if d.Kind == plan.Blob && d.Bytes >= 0 {
 		what += ", " + Bytes(d.Bytes)
 	}
@@ -222,7 +231,7 @@ func (r *Report) WriteText(w io.Writer) {
 	if len(r.ByRepository) > 0 {
 		fmt.Fprintln(w, "Per repository (bytes: deleted blobs it linked; shared blobs count in each):")
 		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-		fmt.Fprintln(tw, "  repository\ttags\thistory\trevisions\tlayer-links\tuploads\tremoved\tbytes")
+		fmt.Fprintln(tw, "  repository\ttags\t(retention)\ttags kept\thistory\trevisions\tlayer-links\tuploads\tremoved\tbytes")
 		names := make([]string, 0, len(r.ByRepository))
 		for n := range r.ByRepository {
 			names = append(names, n)
@@ -235,8 +244,8 @@ func (r *Report) WriteText(w io.Writer) {
 			if c["repository"] > 0 {
 				removed = "yes"
 			}
-			fmt.Fprintf(tw, "  %s\t%d\t%d\t%d\t%d\t%d\t%s\t%s\n", n, c["tag"], c["tag-history"], c["revision"],
-				c["layer-link"], c["upload"], removed, Bytes(rs.Bytes))
+			fmt.Fprintf(tw, "  %s\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%s\t%s\n", n, c["tag"], rs.TagsRetention, rs.TagsKept,
+				c["tag-history"], c["revision"], c["layer-link"], c["upload"], removed, Bytes(rs.Bytes))
 		}
 		tw.Flush()
 	}

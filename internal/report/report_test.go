@@ -62,7 +62,7 @@ func TestReport(t *testing.T) {
 	var text bytes.Buffer
 	rep.WriteText(&text)
 	for _, want := range []string{`Would delete \(dry run`, `3\.5s: scan 2\.2s, plan 1\.2s\)`,
-		`total +4 +2\.0 KiB`, `team/app +0 +0 +0 +1 +0 +yes +2\.0 KiB`} {
+		`total +4 +2\.0 KiB`, `team/app +0 +0 +0 +0 +0 +1 +0 +yes +2\.0 KiB`} {
 		if !regexp.MustCompile(want).MatchString(text.String()) {
 			t.Errorf("text report lacks %s:\n%s", want, text.String())
 		}
