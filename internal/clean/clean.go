@@ -142,6 +142,13 @@ func refsOf(inv *inventory.Inventory, p *plan.Plan, times bool) iter.Seq[invento
 				r.Kind = layout.KindLayerLink
 			case d.Kind == plan.TagHistory:
 				r.Kind = layout.KindTagIndexLink
+			case d.Kind == plan.Tag && d.Reason == plan.EmptyTag:
+				// Its current directory's time tells its age; no digest names it.
+				r.Kind = layout.KindTagCurrentLink
+				if !yield(r) {
+					return
+				}
+				continue
 			default:
 				continue
 			}

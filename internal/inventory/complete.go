@@ -91,7 +91,7 @@ func (inv *Inventory) known(r Ref) bool {
 	}
 	if r.Kind == layout.KindTagCurrentLink {
 		t := inv.tag(r)
-		return t == nil || !t.HasCurrent || t.CurrentModTime != 0
+		return t == nil || t.CurrentModTime != 0
 	}
 	l := inv.link(r)
 	return l == nil || l.ModTime != 0

@@ -70,6 +70,9 @@ type Tag struct {
 	Index Links
 	// IndexHidden is set when the history holds an entry the scan cannot read.
 	IndexHidden bool
+	// IndexMissing counts history entries whose directory lacks its link file (what
+	// an interrupted deletion leaves): the registry sees none of them.
+	IndexMissing int
 }
 
 // Upload is an unfinished upload.

@@ -119,6 +119,9 @@ func (s *scanner) visit(ctx context.Context, f storage.File) error {
 		}
 		s.problem(Problem{Kind: MissingLink, Path: f.Path, Repo: info.Repo, Detail: "directory without its link file"})
 		linkErr = nil
+		if info.Kind == layout.KindTagIndexLink {
+			bld.Repo(info.Repo, func(r *Repo) { r.tag(info.Tag).IndexMissing++ })
+		}
 	} else {
 		bld.File()
 	}

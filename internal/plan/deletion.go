@@ -62,6 +62,7 @@ const (
 	Retention                            // a keep rule selects the tag and no keep rule keeps it
 	SignatureOfDeleted                   // a signature tag of a manifest the run deletes
 	OrphanSignature                      // a signature tag of a manifest no repository holds
+	EmptyTag                             // a tag without current link or history: an interrupted deletion\'s remnant
 )
 
 func (r Reason) String() string {
@@ -90,6 +91,8 @@ func (r Reason) String() string {
 		return "signature or attestation of a manifest this run deletes"
 	case OrphanSignature:
 		return "signature or attestation of a manifest no repository holds"
+	case EmptyTag:
+		return "tag without current link or history, left by an interrupted deletion"
 	}
 	return "unknown"
 }

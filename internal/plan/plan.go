@@ -274,7 +274,15 @@ func (p *Plan) cleanRepository(m *marker, ri uint32, r *inventory.Repo, removeTa
 	for name := range removeTags {
 		gone[name] = true
 	}
-	for name, why := range m.retention(r) {
+	for name, t := range r.Tags {
+		// Its time is its directory's (Complete): a tag being created right now
+		// looks the same for an instant.
+		if !gone[name] && remnant(t) && !m.fresh(t.CurrentModTime) {
+			gone[name] = true
+			p.addNamed(Tag, EmptyTag, ri, 0, name, nil)
+		}
+	}
+	for name, why := range m.retention(r, gone) {
 		gone[name] = true
 		p.addDetailed(Tag, Retention, ri, 0, name, m.tagFiles(r.Tags[name]), why)
 	}
@@ -373,14 +381,23 @@ func (p *Plan) purgeUploads(m *marker, ri uint32, r *inventory.Repo) int {
 	return kept
 }
 
+// tagFiles lists a tag's files in the order they are deleted: its history first,
+// its current link last, so that a deletion interrupted inside the tag leaves a tag
+// that still resolves, with its push time, and a rerun decides on it as before.
 func (m *marker) tagFiles(t *inventory.Tag) []string {
 	files := make([]string, 0, 1+len(t.Index))
-	if t.HasCurrent || t.CurrentBad {
-		files = append(files, layout.TagCurrentFile)
-	}
 	for _, l := range t.Index {
 		files = append(files, layout.TagIndexFile(m.inv.Digest(l.ID)))
 	}
 	sort.Strings(files)
+	if t.HasCurrent || t.CurrentBad {
+		files = append(files, layout.TagCurrentFile)
+	}
 	return files
+}
+
+// remnant reports whether a tag is what an interrupted deletion leaves: directories
+// without a current link or any history link. It resolves to nothing and keeps nothing.
+func remnant(t *inventory.Tag) bool {
+	return !t.HasCurrent && !t.CurrentBad && len(t.Index) == t.IndexMissing && !t.IndexHidden
 }

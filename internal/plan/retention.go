@@ -10,16 +10,20 @@ import (
 	"github.com/clean-registry/clean-registry/internal/policy"
 )
 
-// retention returns the tags of r that the retention rule deletes, with why. Tags
+// retention returns the tags of r that the retention rule deletes, with why, among
+// those not already gone. Tags
 // pushed within the grace period stay whatever the rule says, as everything young
 // does; a tag whose push time is unknown counts as pushed now.
-func (m *marker) retention(r *inventory.Repo) map[string]string {
+func (m *marker) retention(r *inventory.Repo, gone map[string]bool) map[string]string {
 	rule := m.pol.Retention.Match(r.Name)
 	if rule == nil || len(r.Tags) == 0 {
 		return nil
 	}
 	tags := m.tagBuf[:0]
 	for name, t := range r.Tags {
+		if gone[name] {
+			continue // already going: a remnant, say, which must not rank as "pushed now"
+		}
 		pt := policy.Tag{Name: name}
 		if t.HasCurrent && t.CurrentModTime != 0 {
 			pt.Pushed, pt.Known = t.CurrentModTime.Std(), true
@@ -31,21 +35,21 @@ func (m *marker) retention(r *inventory.Repo) map[string]string {
 	sort.Slice(tags, func(i, j int) bool { return tags[i].Name < tags[j].Name })
 	m.tagBuf = tags
 	m.decisions = rule.Evaluate(m.pol.Now, tags, m.decisions)
-	var gone map[string]string
+	var deleted map[string]string
 	for i := range tags {
 		if m.decisions.Keep(i) || m.fresh(r.Tags[tags[i].Name].CurrentModTime) {
 			continue
 		}
-		if gone == nil {
-			gone = map[string]string{}
+		if deleted == nil {
+			deleted = map[string]string{}
 		}
 		why := m.decisions.Reason(i)
 		if tags[i].Known && !strings.Contains(why, "pushed") {
 			why += "; pushed " + tags[i].Pushed.UTC().Format(time.RFC3339)
 		}
-		gone[tags[i].Name] = why
+		deleted[tags[i].Name] = why
 	}
-	return gone
+	return deleted
 }
 
 // signaturesGone returns the signature and attestation tags of r (cosign's

@@ -22,7 +22,9 @@ type Writer interface {
 	RemoveFile(ctx context.Context, path string) error
 	// ExclusiveCreate reports whether WriteFile with ifAbsent is atomic against a
 	// concurrent writer on this backend. Where it is not, callers read back what they
-	// wrote to learn whether they won.
+	// wrote to learn whether they won. A backend that learns it from its server (S3)
+	// knows only after its first WriteFile with ifAbsent, and says false until then:
+	// ask after that write.
 	ExclusiveCreate() bool
 }
 

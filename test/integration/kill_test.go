@@ -181,12 +181,18 @@ func (b *crashingBackend) PruneDirs(ctx context.Context, dirs []string) error {
 
 func cleanInProcess(t *testing.T, root string, budget int, torn bool) (units int, err error) {
 	t.Helper()
+	return cleanInProcessWith(t, root, budget, torn, clean.Options{Grace: 0, Jobs: 4})
+}
+
+// cleanInProcessWith is cleanInProcess with the given options.
+func cleanInProcessWith(t *testing.T, root string, budget int, torn bool, opts clean.Options) (units int, err error) {
+	t.Helper()
 	fb, err := fs.New(root, 4)
 	if err != nil {
 		t.Fatalf("opening %s with the filesystem backend: %v", root, err)
 	}
 	b := &crashingBackend{Backend: fb, root: root, budget: budget, torn: torn}
-	_, err = clean.Run(context.Background(), b, clean.Options{Grace: 0, Jobs: 4})
+	_, err = clean.Run(context.Background(), b, opts)
 	return b.units, err
 }
 
@@ -197,9 +203,17 @@ func TestCrashAtEveryPoint(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	keep := killScenario(t, e, 12)
+	crashEverywhere(t, e.root, keep, clean.Options{Grace: 0, Jobs: 4})
+}
 
+// crashEverywhere runs a cleaning of a copy of root with opts and crashes it at
+// points all through: each time every ref of keep still pulls, and a rerun ends in
+// exactly the state of an uninterrupted run.
+func crashEverywhere(t *testing.T, root string, keep []string, opts clean.Options) {
+	t.Helper()
+	e := struct{ root string }{root}
 	ref := copyOf(t, e.root)
-	total, err := cleanInProcess(t, ref, -1, false)
+	total, err := cleanInProcessWith(t, ref, -1, false, opts)
 	if err != nil {
 		t.Fatalf("uninterrupted run: %v", err)
 	}
@@ -225,11 +239,11 @@ func TestCrashAtEveryPoint(t *testing.T) {
 		if torn {
 			what = fmt.Sprintf("a crash inside unit %d of %d", n+1, total)
 		}
-		if _, err := cleanInProcess(t, root, n, torn); !errors.Is(err, errCrash) {
+		if _, err := cleanInProcessWith(t, root, n, torn, opts); !errors.Is(err, errCrash) {
 			t.Fatalf("%s: the run returned %v, want the injected crash", what, err)
 		}
 		verifyPulls(t, root, keep)
-		if _, err := cleanInProcess(t, root, -1, false); err != nil {
+		if _, err := cleanInProcessWith(t, root, -1, false, opts); err != nil {
 			t.Fatalf("rerun after %s: %v", what, err)
 		}
 		if d := treeDiff(want, listTree(t, root)); d != "" {

@@ -1,12 +1,15 @@
 package integration
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/clean-registry/clean-registry/internal/clean"
+	"github.com/clean-registry/clean-registry/internal/policy"
 	"github.com/clean-registry/clean-registry/test/harness"
 )
 
@@ -118,4 +121,33 @@ func TestRetentionPolicyFile(t *testing.T) {
 	e.clean("--grace", "0", "--policy", policy)
 	e.s.PullAll("team-a/svc:v2", "base/os:v1", "base/os:v2", "other:v0", "other:v1", "other:v2")
 	e.s.Gone("team-a/svc:v0", "team-a/svc:v1", "base/os:v0")
+}
+
+// A retention run crashed at points all through leaves every kept tag pullable,
+// and a rerun converges to the state of an uninterrupted run.
+func TestRetentionCrashAtEveryPoint(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	now := time.Now()
+	shared := harness.Layer(600, harness.OCI)
+	var builds []string
+	for i := 0; i < 6; i++ {
+		builds = append(builds, e.s.PushImage(fmt.Sprintf("ci:b%d", i),
+			harness.ImageWithLayers(uint64(610+i), harness.OCI, shared, harness.Layer(uint64(620+i), harness.OCI))))
+	}
+	e.s.PushImage("ci:sha256-"+strings.TrimPrefix(builds[0], "sha256:")+".sig", harness.Image(630, 1, harness.OCI))
+	e.s.PushIndex("ci:multi-old", harness.Index(631, 2, 1, harness.OCI))
+	e.s.PushImage("nested/ci:keep", harness.Image(632, 1, harness.OCI))
+	e.reg.StopT(t)
+	for i := 0; i < 6; i++ {
+		e.pushedAt("ci", fmt.Sprintf("b%d", i), now.Add(-time.Duration(10-i)*time.Hour))
+	}
+	e.pushedAt("ci", "multi-old", now.Add(-20*time.Hour))
+	keepLast := 2
+	pol, err := policy.FromFlags(policy.Flags{KeepLast: &keepLast})
+	if err != nil {
+		t.Fatal(err)
+	}
+	crashEverywhere(t, e.root, []string{"ci:b4", "ci:b5", "nested/ci:keep"},
+		clean.Options{Grace: 0, Jobs: 4, Retention: pol})
 }
