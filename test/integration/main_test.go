@@ -21,6 +21,9 @@ import (
 var cleanBin string
 
 func TestMain(m *testing.M) {
+	if root := os.Getenv(envHoldLock); root != "" {
+		holdLock(root) // a lock holder for the lock tests: never returns
+	}
 	dir, err := os.MkdirTemp("", "clean-registry-bin-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
