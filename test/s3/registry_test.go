@@ -156,6 +156,12 @@ func withParam(params map[string]any, key string, value any) map[string]any {
 // REGISTRY_* overrides in env, as `clean-registry --config FILE --grace 0` does.
 func cleanWithConfig(t *testing.T, config string, env ...string) *report.Report {
 	t.Helper()
+	return cleanWithConfigArgs(t, config, nil, env...)
+}
+
+// cleanWithConfigArgs is cleanWithConfig with more command-line arguments.
+func cleanWithConfigArgs(t *testing.T, config string, args []string, env ...string) *report.Report {
+	t.Helper()
 	// The command line itself, as a user runs it: --config dispatches to the S3
 	// backend; env holds REGISTRY_* overrides, read from the process environment.
 	for _, kv := range env {
@@ -163,7 +169,7 @@ func cleanWithConfig(t *testing.T, config string, env ...string) *report.Report 
 		t.Setenv(k, v)
 	}
 	var stdout, stderr bytes.Buffer
-	code := cli.Main([]string{"--config", config, "--grace", "0", "--json", "-j", "8"}, &stdout, &stderr)
+	code := cli.Main(append([]string{"--config", config, "--grace", "0", "--json", "-j", "8"}, args...), &stdout, &stderr)
 	if code != cli.ExitOK {
 		t.Fatalf("clean-registry --config: exit %d: %s", code, stderr.String())
 	}
