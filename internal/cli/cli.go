@@ -273,6 +273,7 @@ func parseAndRun(ctx context.Context, prog, usage string, args []string, o *opti
 	for _, n := range names {
 		repo, tag, err := layout.ParseReference(n)
 		if err != nil {
+			//lint:ignore ST1005 the seed's message, which scripts match
 			return failed("command line", fmt.Errorf("Invalid Docker repository/tag: %s", n))
 		}
 		selectors = append(selectors, clean.Selector{Repo: repo, Tag: tag})
@@ -288,6 +289,7 @@ func parseAndRun(ctx context.Context, prog, usage string, args []string, o *opti
 		}
 	}
 	if o.remove && len(selectors) == 0 {
+		//lint:ignore ST1005 the seed's message, which scripts match
 		return failed("command line", errors.New("The -x option requires that you specify at least one repository..."))
 	}
 	if !direct {

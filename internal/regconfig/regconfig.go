@@ -156,11 +156,13 @@ func parseConfig(data []byte, env []string) (cfg *configuration.Configuration, e
 // and limit defaults, and the checks on maxtags and the storage driver.
 func convertV01(cfg *configuration.Configuration) error {
 	if cfg.Log.Level == "" {
+		//lint:ignore SA1019 the old key the registry still reads, as it does
 		cfg.Log.Level = cfg.Loglevel
 		if cfg.Log.Level == "" {
 			cfg.Log.Level = "info"
 		}
 	}
+	//lint:ignore SA1019 cleared after its use, as the registry does
 	cfg.Loglevel = ""
 	if cfg.Catalog.MaxEntries <= 0 {
 		cfg.Catalog.MaxEntries = defaultMaxEntries

@@ -179,12 +179,8 @@ func (b *crashingBackend) PruneDirs(ctx context.Context, dirs []string) error {
 	return nil
 }
 
-func cleanInProcess(t *testing.T, root string, budget int, torn bool) (units int, err error) {
-	t.Helper()
-	return cleanInProcessWith(t, root, budget, torn, clean.Options{Grace: 0, Jobs: 4})
-}
-
-// cleanInProcessWith is cleanInProcess with the given options.
+// cleanInProcessWith cleans root in this process with opts, through a backend that
+// crashes after budget units (negative: never), torn or not.
 func cleanInProcessWith(t *testing.T, root string, budget int, torn bool, opts clean.Options) (units int, err error) {
 	t.Helper()
 	fb, err := fs.New(root, 4)

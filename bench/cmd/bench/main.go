@@ -40,6 +40,7 @@ type options struct {
 	pull         bool
 	seed         uint64
 	cpCopies     bool
+	crArgs       string
 }
 
 func main() {
@@ -57,6 +58,7 @@ func main() {
 	flag.BoolVar(&o.pull, "pull", true, "after the real runs, serve each cleaned tree with the upstream registry and pull every tag and revision left")
 	flag.Uint64Var(&o.seed, "seed", 0, "generator seed (0: the preset's)")
 	flag.BoolVar(&o.cpCopies, "cp", false, "copy preset trees with cp -a instead of regenerating them from their seed")
+	flag.StringVar(&o.crArgs, "cr-args", "", "more clean-registry arguments for its dry and real runs, space-separated (e.g. \"--keep-last 10\" for a retention run)")
 	flag.Parse()
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
@@ -364,6 +366,7 @@ func benchTree(ctx context.Context, o options, name, base, dir string, cp copier
 	if o.jobs > 0 {
 		crArgs = append(crArgs, "-j", fmt.Sprint(o.jobs))
 	}
+	crArgs = append(crArgs, strings.Fields(o.crArgs)...)
 	planned, err := plannedPaths(ctx, o.cleanBin, crArgs)
 	if err != nil {
 		return r, err
