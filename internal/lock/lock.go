@@ -31,6 +31,7 @@ import (
 	"fmt"
 	mathrand "math/rand/v2"
 	"os"
+	"path"
 	"sync"
 	"syscall"
 	"time"
@@ -528,6 +529,12 @@ func (l *Lock) Release(ctx context.Context) error {
 			return // not ours any more: Lost says so
 		}
 		if err := lk.w.RemoveFile(ctx, lk.path); err != nil {
+			l.releaseErr = fmt.Errorf("releasing the storage lock: %w", err)
+			return
+		}
+		// Leave the storage as the run found it: the tool's directory goes when empty
+		// (a no-op on object stores, which have no directories).
+		if err := lk.b.PruneDirs(ctx, []string{path.Dir(lk.path)}); err != nil {
 			l.releaseErr = fmt.Errorf("releasing the storage lock: %w", err)
 		}
 	})

@@ -113,8 +113,8 @@ func TestLockOfKilledHolder(t *testing.T) {
 	if e.exists(harness.RevisionLinkPath("app", old)) {
 		t.Errorf("the run after the killed holder did not clean: %s", r)
 	}
-	if _, err := os.Stat(filepath.Join(e.root, layout.LockFile)); !os.IsNotExist(err) {
-		t.Errorf("the lock is still there after the run: %v", err)
+	if _, err := os.Stat(filepath.Join(e.root, layout.ToolDir)); !os.IsNotExist(err) {
+		t.Errorf("the lock's directory is still there after the run: %v", err)
 	}
 }
 
