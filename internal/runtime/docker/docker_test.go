@@ -1,6 +1,7 @@
 package docker
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -10,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	cerrdefs "github.com/containerd/errdefs"
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/mount"
 
@@ -300,4 +302,24 @@ func digest(n byte) layout.Digest {
 	var d layout.Digest
 	d[31] = n
 	return d
+}
+
+// The engine's answers (missing container, wrong state) are not retried; other
+// failures are, engineRetry.Attempts times in all.
+func TestRetryEngine(t *testing.T) {
+	ctx := context.Background()
+	for _, c := range []struct {
+		err   error
+		calls int
+	}{
+		{cerrdefs.ErrNotFound, 1},
+		{cerrdefs.ErrConflict, 1},
+		{errors.New("connection reset"), engineRetry.Attempts},
+	} {
+		calls := 0
+		err := retryEngine(ctx, func() error { calls++; return c.err })
+		if calls != c.calls || !errors.Is(err, c.err) {
+			t.Errorf("%v: %d calls, err %v; want %d calls", c.err, calls, err, c.calls)
+		}
+	}
 }

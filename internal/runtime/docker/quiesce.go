@@ -15,6 +15,8 @@ import (
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/api/types/swarm"
+
+	"github.com/clean-registry/clean-registry/internal/retry"
 )
 
 // RestoreTimeout bounds the restoration of the containers, which runs even after the
@@ -173,7 +175,7 @@ func (s *Session) Restore(ctx context.Context, out Outcome) error {
 		switch {
 		case d.action == stopped:
 			// A fresh start has a fresh cache.
-			if err := retry(ctx, func() error { return s.c.api.ContainerStart(ctx, m.ID, container.StartOptions{}) }); err != nil {
+			if err := retryEngine(ctx, func() error { return s.c.api.ContainerStart(ctx, m.ID, container.StartOptions{}) }); err != nil {
 				errs = append(errs, fmt.Errorf("starting container %s: %w", m.Name, err))
 				continue
 			}
@@ -221,7 +223,7 @@ func (s *Session) Restore(ctx context.Context, out Outcome) error {
 // starts it again. The engine delivers SIGKILL to a paused container and resumes it
 // only then, so its stale cache never answers.
 func (s *Session) restartPaused(ctx context.Context, m Container) error {
-	err := retry(ctx, func() error {
+	err := retryEngine(ctx, func() error {
 		err := s.c.api.ContainerKill(ctx, m.ID, "KILL")
 		if err != nil && isNotRunning(err) {
 			return nil
@@ -247,7 +249,7 @@ func (s *Session) restartPaused(ctx context.Context, m Container) error {
 	if m.ServiceID != "" {
 		return nil
 	}
-	if err := retry(ctx, func() error { return s.c.api.ContainerStart(ctx, m.ID, container.StartOptions{}) }); err != nil {
+	if err := retryEngine(ctx, func() error { return s.c.api.ContainerStart(ctx, m.ID, container.StartOptions{}) }); err != nil {
 		return fmt.Errorf("starting container %s again: %w", m.Name, err)
 	}
 	return nil
@@ -255,7 +257,7 @@ func (s *Session) restartPaused(ctx context.Context, m Container) error {
 
 // unpause resumes a container and checks that the engine sees it running.
 func (s *Session) unpause(ctx context.Context, m Container) error {
-	if err := retry(ctx, func() error { return s.c.api.ContainerUnpause(ctx, m.ID) }); err != nil {
+	if err := retryEngine(ctx, func() error { return s.c.api.ContainerUnpause(ctx, m.ID) }); err != nil {
 		// A pause whose answer was lost may not have happened: nothing to undo.
 		if ins, ierr := s.c.api.ContainerInspect(ctx, m.ID); ierr == nil && ins.State != nil && !ins.State.Paused {
 			return nil
@@ -329,21 +331,16 @@ func (s *Session) awaitReplacement(ctx context.Context, serviceID string, killed
 	}
 }
 
-// retry tries an engine call up to three times: a restore must not give up on one
-// transient failure.
-func retry(ctx context.Context, f func() error) error {
-	var err error
-	for attempt := 0; attempt < 3; attempt++ {
-		if err = f(); err == nil || cerrdefs.IsNotFound(err) || cerrdefs.IsConflict(err) {
-			return err
-		}
-		select {
-		case <-ctx.Done():
-			return err
-		case <-time.After(time.Duration(attempt+1) * 300 * time.Millisecond):
-		}
-	}
-	return err
+// engineRetry is how a restore retries an engine call: it must not give up on one
+// transient failure, nor keep the registry down for long.
+var engineRetry = retry.Policy{Attempts: 3, Base: 300 * time.Millisecond, Max: 2 * time.Second}
+
+// retryEngine runs an engine call under engineRetry. A missing container, or one in a
+// state that refuses the call, is the engine's answer, not a transient failure.
+func retryEngine(ctx context.Context, f func() error) error {
+	return engineRetry.Do(ctx, func(err error) bool {
+		return !cerrdefs.IsNotFound(err) && !cerrdefs.IsConflict(err)
+	}, func(context.Context) error { return f() })
 }
 
 // Run is the cleaning WithQuiesced wraps. quiesced tells whether nothing can write

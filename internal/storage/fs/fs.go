@@ -17,6 +17,7 @@ import (
 	"syscall"
 	"unicode/utf8"
 
+	"github.com/clean-registry/clean-registry/internal/parallel"
 	"github.com/clean-registry/clean-registry/internal/storage"
 )
 
@@ -74,100 +75,41 @@ func (b *Backend) WalkLeaves(ctx context.Context, dir string, leaf func(string) 
 	if _, err := b.abs(dir); err != nil {
 		return err
 	}
-	w := walker{ctx: ctx, b: b, fn: fn, leaf: leaf, queue: make(chan string, 1024)}
-	w.pending.Add(1)
-	w.push(dir)
-	done := make(chan struct{})
-	go func() { w.pending.Wait(); close(done) }()
-	var workers sync.WaitGroup
-	for i := 0; i < b.jobs; i++ {
-		workers.Add(1)
-		go func() {
-			defer workers.Done()
-			for {
-				select {
-				case d := <-w.queue:
-					w.readDir(d)
-					w.pending.Done()
-				case <-done:
-					return
-				}
-			}
-		}()
-	}
-	workers.Wait()
-	return w.err
+	return parallel.Walk(ctx, b.jobs, []string{dir}, func(_ context.Context, d string, push func(string)) error {
+		return b.readDir(d, leaf, fn, push)
+	})
 }
 
-type walker struct {
-	ctx     context.Context
-	b       *Backend
-	fn      func(storage.File) error
-	leaf    func(string) string
-	queue   chan string
-	pending sync.WaitGroup
-	mu      sync.Mutex
-	err     error
-	// overflow holds directories when the queue is full, so a worker never blocks
-	// on its own queue.
-	overflow []string
-}
-
-func (w *walker) push(d string) {
-	select {
-	case w.queue <- d:
-	default:
-		w.mu.Lock()
-		w.overflow = append(w.overflow, d)
-		w.mu.Unlock()
-	}
-}
-
-func (w *walker) fail(err error) {
-	w.mu.Lock()
-	if w.err == nil {
-		w.err = err
-	}
-	w.mu.Unlock()
-}
-
-func (w *walker) failed() bool {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.err != nil
-}
-
-func (w *walker) readDir(dir string) {
-	defer w.drainOverflow()
-	if w.failed() {
-		return
-	}
-	if err := w.ctx.Err(); err != nil {
-		w.fail(err)
-		return
-	}
-	p, err := w.b.abs(dir)
+// readDir passes dir's files to fn and its subdirectories to push. A directory gone
+// meanwhile holds nothing.
+func (b *Backend) readDir(dir string, leaf func(string) string, fn func(storage.File) error, push func(string)) error {
+	p, err := b.abs(dir)
 	if err != nil {
-		w.fail(err)
-		return
+		return err
 	}
 	f, err := os.Open(p)
 	if err != nil {
 		if errors.Is(err, iofs.ErrNotExist) {
-			return
+			return nil
 		}
-		w.fail(err)
-		return
+		return err
 	}
 	defer f.Close()
 	for seen := 0; ; {
 		entries, err := f.ReadDir(512)
-		seen += len(entries)
-		if seen == 0 && (err == io.EOF || len(entries) == 0) {
-			if ferr := w.fn(storage.File{Path: dir, Size: -1, EmptyDir: true}); ferr != nil {
-				w.fail(ferr)
+		if err != nil && err != io.EOF {
+			if errors.Is(err, iofs.ErrNotExist) {
+				// Removed while it was read (a live registry completes an upload, a
+				// tag is deleted through the API): what it held is gone with it.
+				return nil
 			}
-			return
+			// A directory that cannot be read must not pass for an empty one: what it
+			// holds would be invisible to the scan.
+			return err
+		}
+		seen += len(entries)
+		if seen == 0 {
+			return fn(storage.File{Path: dir, Size: -1, EmptyDir: true})
 		}
 		for _, e := range entries {
 			child := e.Name()
@@ -177,64 +119,34 @@ func (w *walker) readDir(dir string) {
 			if !utf8.ValidString(e.Name()) {
 				// No storage path can name it (paths are UTF-8): report it, never
 				// descend into it. Whatever it holds is invisible to the scan.
-				if ferr := w.fn(storage.File{Path: child, Size: -1, BadName: true}); ferr != nil {
-					w.fail(ferr)
-					return
+				if err := fn(storage.File{Path: child, Size: -1, BadName: true}); err != nil {
+					return err
 				}
 				continue
 			}
 			switch t := e.Type(); {
 			case t.IsDir():
-				if w.leaf != nil {
-					if name := w.leaf(child); name != "" {
-						if ferr := w.fn(storage.File{Path: child + "/" + name, Size: -1}); ferr != nil {
-							w.fail(ferr)
-							return
+				if leaf != nil {
+					if name := leaf(child); name != "" {
+						if err := fn(storage.File{Path: child + "/" + name, Size: -1}); err != nil {
+							return err
 						}
 						continue
 					}
 				}
-				w.pending.Add(1)
-				w.push(child)
+				push(child)
 			case t.IsRegular():
-				if ferr := w.fn(storage.File{Path: child, Size: -1}); ferr != nil {
-					w.fail(ferr)
-					return
+				if err := fn(storage.File{Path: child, Size: -1}); err != nil {
+					return err
 				}
 			default:
-				if ferr := w.fn(storage.File{Path: child, Size: -1, Irregular: true}); ferr != nil {
-					w.fail(ferr)
-					return
+				if err := fn(storage.File{Path: child, Size: -1, Irregular: true}); err != nil {
+					return err
 				}
 			}
 		}
 		if err == io.EOF || len(entries) == 0 {
-			return
-		}
-		if err != nil {
-			w.fail(err)
-			return
-		}
-	}
-}
-
-// drainOverflow moves parked directories back into the queue while it has room.
-func (w *walker) drainOverflow() {
-	for {
-		w.mu.Lock()
-		if len(w.overflow) == 0 {
-			w.mu.Unlock()
-			return
-		}
-		d := w.overflow[len(w.overflow)-1]
-		select {
-		case w.queue <- d:
-			w.overflow = w.overflow[:len(w.overflow)-1]
-			w.mu.Unlock()
-		default:
-			w.mu.Unlock()
-			// The queue is full: other workers will drain it and then the overflow.
-			return
+			return nil
 		}
 	}
 }

@@ -2,6 +2,7 @@ package fs
 
 import (
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"sort"
@@ -80,6 +81,96 @@ func TestWalk(t *testing.T) {
 	b, _ := New(root, 2)
 	if files, _ := walkAll(t, b, "missing"); len(files) != 0 {
 		t.Fatal("walking a missing directory found files")
+	}
+}
+
+// WalkLeaves passes a leaf directory's file unseen, reports empty directories, and
+// lists everything else.
+func TestWalkLeavesAndEmptyDirs(t *testing.T) {
+	root := t.TempDir()
+	write(t, root, "a/leaf1/data", "x")
+	write(t, root, "a/leaf2/other", "x") // not listed: the leaf's file is named unseen
+	write(t, root, "a/dir/f", "x")
+	if err := os.MkdirAll(filepath.Join(root, "a/empty/sub"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Join(root, "a/leaf3"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	leaf := func(dir string) string {
+		if strings.HasPrefix(dir, "a/leaf") {
+			return "data"
+		}
+		return ""
+	}
+	for _, jobs := range []int{1, 3} {
+		b, _ := New(root, jobs)
+		var mu sync.Mutex
+		var got []string
+		err := b.WalkLeaves(context.Background(), "", leaf, func(f storage.File) error {
+			mu.Lock()
+			defer mu.Unlock()
+			if f.Size != -1 || f.Irregular || f.BadName {
+				t.Errorf("%+v: want Size -1 only", f)
+			}
+			if f.EmptyDir {
+				got = append(got, f.Path+" (empty)")
+			} else {
+				got = append(got, f.Path)
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		sort.Strings(got)
+		want := []string{"a/dir/f", "a/empty/sub (empty)", "a/leaf1/data", "a/leaf2/data", "a/leaf3/data"}
+		if strings.Join(got, ",") != strings.Join(want, ",") {
+			t.Errorf("jobs=%d: walk = %q, want %q", jobs, got, want)
+		}
+	}
+}
+
+// fn's first error ends the walk and is returned; so is a cancelled context's, and a
+// directory that cannot be read is an error, never an empty directory.
+func TestWalkErrors(t *testing.T) {
+	root := t.TempDir()
+	for i := range 200 {
+		write(t, root, filepath.Join("d", strings.Repeat("x", 1+i%9), string(rune('a'+i%26))+strings.Repeat("y", i/26), "f"), "")
+	}
+	stop := errors.New("stop")
+	for _, jobs := range []int{1, 4} {
+		b, _ := New(root, jobs)
+		var calls atomic.Int32
+		err := b.Walk(context.Background(), "", func(storage.File) error {
+			if calls.Add(1) == 10 {
+				return stop
+			}
+			return nil
+		})
+		if !errors.Is(err, stop) {
+			t.Fatalf("jobs=%d: err = %v, want fn's", jobs, err)
+		}
+		if n := calls.Load(); n >= 200 {
+			t.Errorf("jobs=%d: fn called %d times after failing", jobs, n)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		if err := b.Walk(ctx, "", func(storage.File) error { return nil }); !errors.Is(err, context.Canceled) {
+			t.Fatalf("jobs=%d: cancelled walk: err = %v", jobs, err)
+		}
+	}
+	if os.Geteuid() == 0 {
+		return // root reads any directory
+	}
+	locked := filepath.Join(root, "d", "x")
+	if err := os.Chmod(locked, 0); err != nil {
+		t.Fatal(err)
+	}
+	defer os.Chmod(locked, 0o755)
+	b, _ := New(root, 2)
+	if err := b.Walk(context.Background(), "", func(storage.File) error { return nil }); !errors.Is(err, os.ErrPermission) {
+		t.Fatalf("unreadable directory: err = %v", err)
 	}
 }
 
@@ -182,6 +273,9 @@ func BenchmarkWalk(b *testing.B) {
 			name string
 			leaf func(string) string
 		}{{"all", nil}, {"leaves", layout.LeafFile}} {
+			if preset == "medium" && mode.leaf == nil {
+				continue // seconds per walk: the leaves mode is the scan's
+			}
 			b.Run(preset+"/"+mode.name, func(b *testing.B) {
 				be, err := New(root, 16)
 				if err != nil {

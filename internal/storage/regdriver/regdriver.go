@@ -17,6 +17,7 @@ import (
 	storagedriver "github.com/distribution/distribution/v3/registry/storage/driver"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/clean-registry/clean-registry/internal/parallel"
 	"github.com/clean-registry/clean-registry/internal/storage"
 )
 
@@ -91,42 +92,9 @@ func (b *DriverBackend) Walk(ctx context.Context, dir string, fn func(storage.Fi
 	if err != nil {
 		return err
 	}
-	g, gctx := errgroup.WithContext(ctx)
-	var pending sync.WaitGroup
-	dirs := make(chan string, b.jobs)
-	var overflowMu sync.Mutex
-	var overflow []string
-	push := func(d string) {
-		pending.Add(1)
-		select {
-		case dirs <- d:
-		default:
-			overflowMu.Lock()
-			overflow = append(overflow, d)
-			overflowMu.Unlock()
-		}
-	}
-	drain := func() {
-		for {
-			overflowMu.Lock()
-			if len(overflow) == 0 {
-				overflowMu.Unlock()
-				return
-			}
-			d := overflow[len(overflow)-1]
-			select {
-			case dirs <- d:
-				overflow = overflow[:len(overflow)-1]
-				overflowMu.Unlock()
-			default:
-				overflowMu.Unlock()
-				return
-			}
-		}
-	}
-	visitDir := func(d string) error {
+	return parallel.Walk(ctx, b.jobs, []string{root}, func(ctx context.Context, d string, push func(string)) error {
 		b.count("List")
-		entries, err := b.d.List(gctx, d)
+		entries, err := b.d.List(ctx, d)
 		if err != nil {
 			if notFound(err) {
 				return nil
@@ -142,7 +110,7 @@ func (b *DriverBackend) Walk(ctx context.Context, dir string, fn func(storage.Fi
 				continue
 			}
 			b.count("Stat")
-			fi, err := b.d.Stat(gctx, e)
+			fi, err := b.d.Stat(ctx, e)
 			if err != nil {
 				if notFound(err) {
 					continue // gone meanwhile
@@ -158,30 +126,7 @@ func (b *DriverBackend) Walk(ctx context.Context, dir string, fn func(storage.Fi
 			}
 		}
 		return nil
-	}
-	push(root)
-	done := make(chan struct{})
-	go func() { pending.Wait(); close(done) }()
-	for i := 0; i < b.jobs; i++ {
-		g.Go(func() error {
-			for {
-				select {
-				case d := <-dirs:
-					err := visitDir(d)
-					drain()
-					pending.Done()
-					if err != nil {
-						return err
-					}
-				case <-done:
-					return nil
-				case <-gctx.Done():
-					return gctx.Err()
-				}
-			}
-		})
-	}
-	return g.Wait()
+	})
 }
 
 // ReadFile reads a file's content through the driver, at most limit bytes: the

@@ -2,6 +2,7 @@ package regdriver
 
 import (
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"sort"
@@ -115,5 +116,70 @@ func TestDriverBackend(t *testing.T) {
 	}
 	if n := b.Requests()["Delete"]; n != 4 {
 		t.Errorf("Delete calls counted: %d, want 4", n)
+	}
+}
+
+// The walk reports non-UTF-8 names without descending, stops at fn's first error and
+// honours a cancelled context, with one job or several.
+func TestDriverWalk(t *testing.T) {
+	ctx := context.Background()
+	root := t.TempDir()
+	var names []string
+	for i := range 60 {
+		names = append(names, filepath.Join("r", string(rune('a'+i%6)), strings.Repeat("x", 1+i/6), "f"))
+	}
+	names = append(names, "r/bad\xff/hidden")
+	for _, p := range names {
+		full := filepath.Join(root, p)
+		if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(full, []byte("x"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	d, err := factory.Create(ctx, "filesystem", map[string]any{"rootdirectory": root})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, jobs := range []int{1, 4} {
+		b := Wrap(d, "test", jobs)
+		var mu sync.Mutex
+		var files, bad []string
+		err := b.Walk(ctx, "", func(f storage.File) error {
+			mu.Lock()
+			defer mu.Unlock()
+			if f.BadName {
+				bad = append(bad, f.Path)
+			} else {
+				files = append(files, f.Path)
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(files) != 60 || len(bad) != 1 || bad[0] != "r/bad\xff" {
+			t.Errorf("jobs=%d: %d files, bad names %q", jobs, len(files), bad)
+		}
+
+		stop := errors.New("stop")
+		calls := 0
+		err = b.Walk(ctx, "", func(storage.File) error {
+			mu.Lock()
+			defer mu.Unlock()
+			if calls++; calls == 5 {
+				return stop
+			}
+			return nil
+		})
+		if !errors.Is(err, stop) || calls >= 60 {
+			t.Errorf("jobs=%d: err %v after %d calls, want fn's error early", jobs, err, calls)
+		}
+		cctx, cancel := context.WithCancel(ctx)
+		cancel()
+		if err := b.Walk(cctx, "", func(storage.File) error { return nil }); !errors.Is(err, context.Canceled) {
+			t.Errorf("jobs=%d: cancelled walk: %v", jobs, err)
+		}
 	}
 }

@@ -21,7 +21,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awsmiddleware "github.com/aws/aws-sdk-go-v2/aws/middleware"
 	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
-	"github.com/aws/aws-sdk-go-v2/aws/retry"
+	awsretry "github.com/aws/aws-sdk-go-v2/aws/retry"
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/credentials"
@@ -30,7 +30,9 @@ import (
 	"github.com/aws/smithy-go"
 	"github.com/aws/smithy-go/middleware"
 	"golang.org/x/sync/errgroup"
+	"golang.org/x/sync/semaphore"
 
+	"github.com/clean-registry/clean-registry/internal/retry"
 	"github.com/clean-registry/clean-registry/internal/storage"
 )
 
@@ -44,6 +46,14 @@ const maxDeleteKeys = 1000
 // backoff is exponential with jitter, up to 20 s.
 const maxAttempts = 10
 
+// deleteRetry resends the keys of a DeleteObjects request that failed one by one with
+// a transient error, as patiently as the SDK retries whole requests.
+var deleteRetry = retry.Policy{Attempts: maxAttempts, Base: 200 * time.Millisecond, Max: 20 * time.Second}
+
+// readRetry rereads an object whose body was cut off: the SDK retries the request,
+// not the reading of its body.
+var readRetry = retry.Policy{Attempts: 3, Base: 100 * time.Millisecond, Max: time.Second}
+
 // Backend is a registry's storage in an S3 bucket below a key prefix.
 type Backend struct {
 	client *s3.Client
@@ -51,7 +61,7 @@ type Backend struct {
 	prefix string // rootdirectory without leading or trailing slash
 	jobs   int
 	// sem bounds the requests in flight across everything the backend does.
-	sem      chan struct{}
+	sem      *semaphore.Weighted
 	requests *requestCounter
 }
 
@@ -86,7 +96,7 @@ func Open(ctx context.Context, p Params, jobs int) (*Backend, error) {
 		config.WithRegion(p.SigningRegion()),
 		config.WithHTTPClient(httpClient),
 		config.WithRetryer(func() aws.Retryer {
-			return retry.NewStandard(func(o *retry.StandardOptions) {
+			return awsretry.NewStandard(func(o *awsretry.StandardOptions) {
 				o.MaxAttempts = maxAttempts
 				o.MaxBackoff = 20 * time.Second
 				// The default retry quota gives up on a whole client after a burst of
@@ -109,6 +119,9 @@ func Open(ctx context.Context, p Params, jobs int) (*Backend, error) {
 	if err != nil {
 		return nil, fmt.Errorf("s3 storage: AWS configuration: %w", err)
 	}
+	if cfg.Credentials != nil {
+		cfg.Credentials = typedCredentials{cfg.Credentials}
+	}
 	counter := &requestCounter{n: map[string]int64{}}
 	client := s3.NewFromConfig(cfg, func(o *s3.Options) {
 		if endpoint != "" {
@@ -130,7 +143,7 @@ func Open(ctx context.Context, p Params, jobs int) (*Backend, error) {
 		bucket:   p.Bucket,
 		prefix:   p.Prefix(),
 		jobs:     jobs,
-		sem:      make(chan struct{}, jobs),
+		sem:      semaphore.NewWeighted(int64(jobs)),
 		requests: counter,
 	}
 	if err := b.check(ctx, p); err != nil {
@@ -153,7 +166,7 @@ func (b *Backend) check(ctx context.Context, p Params) error {
 	}, func(o *s3.Options) {
 		// A wrong endpoint or a missing credential should fail in seconds, not after
 		// the patient retries meant for a long run.
-		o.Retryer = retry.AddWithMaxAttempts(o.Retryer, 2)
+		o.Retryer = awsretry.AddWithMaxAttempts(o.Retryer, 2)
 	})
 	if err == nil {
 		return nil
@@ -173,7 +186,8 @@ func (b *Backend) check(ctx context.Context, p Params) error {
 	if errors.As(err, &re) && re.HTTPStatusCode() == http.StatusForbidden {
 		return fmt.Errorf("s3 storage %s: access refused (check accesskey/secretkey, or the AWS credential chain when they are absent): %w", where, err)
 	}
-	if strings.Contains(err.Error(), "retrieve credentials") {
+	var ce *credentialsError
+	if errors.As(err, &ce) {
 		return fmt.Errorf("s3 storage %s: no credentials: the configuration has no accesskey/secretkey and the AWS default credential chain found none: %w", where, err)
 	}
 	return fmt.Errorf("s3 storage %s: cannot list the bucket: %w", where, err)
@@ -189,16 +203,41 @@ func (b *Backend) String() string {
 // Requests counts the HTTP requests sent, retries included, by operation.
 func (b *Backend) Requests() map[string]int64 { return b.requests.snapshot() }
 
-func (b *Backend) acquire(ctx context.Context) error {
-	select {
-	case b.sem <- struct{}{}:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
+// credentialsError marks a failure to get credentials from the provider chain. The
+// SDK passes such a failure up wrapped in plain text ("get identity: get credentials:
+// ..."), with no type of its own; typedCredentials gives it one.
+type credentialsError struct{ err error }
+
+func (e *credentialsError) Error() string { return e.err.Error() }
+func (e *credentialsError) Unwrap() error { return e.err }
+
+// typedCredentials is the configured provider (the SDK's cache over its chain) with
+// its failures marked as credentialsError. It forwards what the SDK asks providers
+// (anonymous or not, sources for the user agent).
+type typedCredentials struct{ aws.CredentialsProvider }
+
+func (p typedCredentials) Retrieve(ctx context.Context) (aws.Credentials, error) {
+	c, err := p.CredentialsProvider.Retrieve(ctx)
+	if err != nil {
+		return c, &credentialsError{err}
 	}
+	return c, nil
 }
 
-func (b *Backend) release() { <-b.sem }
+func (p typedCredentials) IsCredentialsProvider(target aws.CredentialsProvider) bool {
+	return aws.IsCredentialsProvider(p.CredentialsProvider, target)
+}
+
+func (p typedCredentials) ProviderSources() []aws.CredentialSource {
+	if s, ok := p.CredentialsProvider.(aws.CredentialProviderSource); ok {
+		return s.ProviderSources()
+	}
+	return nil
+}
+
+// acquire takes one of the request slots, release gives it back.
+func (b *Backend) acquire(ctx context.Context) error { return b.sem.Acquire(ctx, 1) }
+func (b *Backend) release()                          { b.sem.Release(1) }
 
 func (b *Backend) key(p string) (string, error) {
 	if !iofs.ValidPath(p) || p == "." {
@@ -213,28 +252,24 @@ func (b *Backend) ReadFile(ctx context.Context, p string, limit int64) ([]byte, 
 	if err != nil {
 		return nil, err
 	}
-	// The SDK retries the request; a body cut off mid-read is retried here.
-	var lastErr error
-	for attempt := 0; attempt < 3; attempt++ {
-		data, err := b.get(ctx, key, limit)
-		if err == nil {
-			return data, nil
-		}
-		if err == errTooLarge {
-			return nil, &storage.TooLargeError{Path: p, Limit: limit}
-		}
-		if isNotFound(err) {
-			return nil, fmt.Errorf("%s: %w", p, storage.ErrNotExist)
-		}
-		var re *bodyError
-		if !errors.As(err, &re) || ctx.Err() != nil {
-			return nil, fmt.Errorf("reading %s: %w", p, err)
-		}
-		lastErr = err
+	var data []byte
+	err = readRetry.Do(ctx, retry.As[*bodyError], func(ctx context.Context) error {
+		var gerr error
+		data, gerr = b.get(ctx, key, limit)
+		return gerr
+	})
+	switch {
+	case err == nil:
+		return data, nil
+	case err == errTooLarge:
+		return nil, &storage.TooLargeError{Path: p, Limit: limit}
+	case isNotFound(err):
+		return nil, fmt.Errorf("%s: %w", p, storage.ErrNotExist)
 	}
-	return nil, fmt.Errorf("reading %s: %w", p, lastErr)
+	return nil, fmt.Errorf("reading %s: %w", p, err)
 }
 
+// bodyError is a response body cut off mid-read: worth reading again.
 type bodyError struct{ err error }
 
 func (e *bodyError) Error() string { return e.err.Error() }
@@ -380,8 +415,8 @@ func batchSize(n, jobs int) int {
 // deleteBatch sends one DeleteObjects request in quiet mode (only failures come back)
 // and resends the keys that failed with a transient per-key error.
 func (b *Backend) deleteBatch(ctx context.Context, keys []string) error {
-	backoff := 200 * time.Millisecond
-	for attempt := 1; ; attempt++ {
+	n := len(keys)
+	err := deleteRetry.Do(ctx, retry.As[*transientKeysError], func(ctx context.Context) error {
 		objs := make([]types.ObjectIdentifier, len(keys))
 		for i, k := range keys {
 			objs[i] = types.ObjectIdentifier{Key: aws.String(k)}
@@ -395,15 +430,18 @@ func (b *Backend) deleteBatch(ctx context.Context, keys []string) error {
 		})
 		b.release()
 		if err != nil {
-			return fmt.Errorf("deleting %d objects: %w", len(keys), err)
+			return err // the SDK has retried the request already
 		}
-		var retryKeys []string
-		var failures []string
+		var retryKeys, failures []string
+		var first types.Error
 		for _, e := range out.Errors {
 			code := aws.ToString(e.Code)
 			switch {
 			case code == "NoSuchKey":
 			case transientDeleteCodes[code]:
+				if retryKeys == nil {
+					first = e
+				}
 				retryKeys = append(retryKeys, aws.ToString(e.Key))
 			default:
 				failures = append(failures, fmt.Sprintf("%s: %s %s", aws.ToString(e.Key), code, aws.ToString(e.Message)))
@@ -411,22 +449,29 @@ func (b *Backend) deleteBatch(ctx context.Context, keys []string) error {
 		}
 		if len(failures) > 0 {
 			sort.Strings(failures)
-			return fmt.Errorf("deleting %d objects: %d failed, first: %s", len(keys), len(failures), failures[0])
+			return fmt.Errorf("%d failed, first: %s", len(failures), failures[0])
 		}
 		if len(retryKeys) == 0 {
 			return nil
 		}
-		if attempt == maxAttempts {
-			return fmt.Errorf("deleting %d objects: %d still failing after %d attempts, e.g. %s", len(keys), len(retryKeys), attempt, retryKeys[0])
-		}
 		keys = retryKeys
-		select {
-		case <-time.After(backoff):
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-		backoff = min(2*backoff, 20*time.Second)
+		return &transientKeysError{n: len(retryKeys), key: aws.ToString(first.Key), code: aws.ToString(first.Code)}
+	})
+	if err != nil {
+		return fmt.Errorf("deleting %d objects: %w", n, err)
 	}
+	return nil
+}
+
+// transientKeysError is a DeleteObjects answer whose only failures are transient
+// per-key errors: those keys are worth sending again.
+type transientKeysError struct {
+	n         int
+	key, code string
+}
+
+func (e *transientKeysError) Error() string {
+	return fmt.Sprintf("%d still failing, e.g. %s: %s", e.n, e.key, e.code)
 }
 
 // transientDeleteCodes are per-key DeleteObjects errors worth another try.
