@@ -369,7 +369,7 @@ func (c *Client) WithQuiesced(ctx context.Context, reg *Registry, opts Options, 
 	if err != nil {
 		return err
 	}
-	out, runErr, panicked := runGuarded(runCtx, fn, s.Quiesced)
+	out, panicked, runErr := runGuarded(runCtx, fn, s.Quiesced)
 	close(restoring)
 	if panicked != nil {
 		out.Unknown = true
@@ -398,14 +398,14 @@ type recovered struct {
 	stack []byte
 }
 
-func runGuarded(ctx context.Context, fn Run, quiesced bool) (out Outcome, err error, panicked *recovered) {
+func runGuarded(ctx context.Context, fn Run, quiesced bool) (out Outcome, panicked *recovered, err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			panicked = &recovered{r, debug.Stack()}
 		}
 	}()
 	out, err = fn(ctx, quiesced)
-	return out, err, nil
+	return out, nil, err
 }
 
 // watchSignals cancels the run on the first signal; once restoring, it only tells
