@@ -64,6 +64,10 @@ func (inv *Inventory) Complete(ctx context.Context, b storage.Backend, refs iter
 			if storage.IsNotExist(err) && r.Kind != layout.KindBlobData {
 				// A link directory without its link: its own time tells its age.
 				f, err = b.Stat(gctx, path.Dir(p))
+				if storage.IsNotExist(err) && r.Kind == layout.KindTagCurrentLink {
+					// A tag's remnant without even its current directory: the tag's.
+					f, err = b.Stat(gctx, layout.TagDir(r.Repo, r.Tag))
+				}
 				f.Size = -1
 			}
 			if err != nil {

@@ -237,6 +237,12 @@ func (s *scanner) emptyDir(p string) {
 	if !ok || layout.ValidRepository(name) != nil {
 		return
 	}
+	if repo, tag, ok := layout.TagOfPath(p); ok {
+		// Left of a tag by an interrupted deletion, and listed by the registry as a
+		// tag all the same: recorded, it is a remnant the plan removes.
+		s.build.Repo(repo, func(r *Repo) { r.tag(tag) })
+		return
+	}
 	s.build.Repo(name, nil)
 }
 

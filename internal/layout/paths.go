@@ -281,6 +281,24 @@ func CanHideReference(p string) bool {
 	return true // the repository tree above _manifests
 }
 
+// TagOfPath reports whether p is a tag's directory or lies below it, and names the
+// repository and the tag (a valid tag name: the registry lists only those).
+func TagOfPath(p string) (repo, tag string, ok bool) {
+	rest, found := strings.CutPrefix(p, RepositoriesDir+"/")
+	if !found {
+		return "", "", false
+	}
+	repo, inside, found := splitRepo(rest)
+	if !found {
+		return "", "", false
+	}
+	parts := strings.Split(inside, "/")
+	if len(parts) >= 3 && parts[0] == ManifestsDir && parts[1] == "tags" && ValidTag(parts[2]) == nil {
+		return repo, parts[2], true
+	}
+	return "", "", false
+}
+
 // IsTagIndexPath reports whether p lies inside a tag's history index, and names
 // the repository directory part and the tag.
 func IsTagIndexPath(p string) (repo, tag string, ok bool) {

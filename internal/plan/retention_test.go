@@ -223,3 +223,35 @@ func TestRetentionReason(t *testing.T) {
 	}
 	t.Fatal("no tag deleted")
 }
+
+// A tag left without current link or history by an interrupted deletion (which the
+// registry still lists) is removed, unless it is young: a tag being created looks
+// the same for an instant.
+func TestTagRemnant(t *testing.T) {
+	h := time.Hour
+	for _, tt := range []struct {
+		name  string
+		age   time.Duration // of its directory; negative: unknown
+		grace time.Duration
+		gone  bool
+	}{
+		{"quiesced", -1, 0, true},
+		{"old, with a grace period", 2 * h, h, true},
+		{"young, with a grace period", time.Minute, h, false},
+		{"unknown time, with a grace period", -1, h, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			b := newInv().image("a", 1, 10).tag("a", "t", 1)
+			b.repo("a").Tags["ghost"] = &specTag{}
+			iv := b.build()
+			if tt.age >= 0 {
+				// Its directory's time, as Complete records it.
+				iv.Repos["a"].Tags["ghost"].CurrentModTime = inventory.ToTime(now.Add(-tt.age))
+			}
+			got := strings.Join(render(Make(iv, Policy{Now: now, Grace: tt.grace})), ", ")
+			if want := map[bool]string{true: "tag a:ghost", false: ""}[tt.gone]; got != want {
+				t.Errorf("plan %q, want %q", got, want)
+			}
+		})
+	}
+}

@@ -260,9 +260,15 @@ func TestKillBinary(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	keep := killScenario(t, e, 40)
+	killRuns(t, e, keep, []string{"--grace", "0", "-j", "1"})
+}
 
+// killRuns runs clean-registry with args on copies of e's storage and SIGKILLs it
+// after each kind of phase and at fractions of an uninterrupted run's duration: each
+// time every ref of keep still pulls, and a rerun ends as the uninterrupted run.
+func killRuns(t *testing.T, e *env, keep []string, args []string) {
+	t.Helper()
 	ref := copyOf(t, e.root)
-	args := []string{"--grace", "0", "-j", "1"}
 	start := time.Now()
 	mustRun(t, append([]string{"--root", ref}, args...)...)
 	took := time.Since(start)
@@ -300,7 +306,7 @@ func TestKillBinary(t *testing.T) {
 
 	// A real run prints each phase's lines once the phase is done: a kill right after
 	// a phase's first line lands in one of the phases after it.
-	for _, kind := range []string{"tag-history", "revision", "layer-link", "blob"} {
+	for _, kind := range []string{"tag", "tag-history", "revision", "layer-link", "blob"} {
 		kill("after the "+kind+" phase", func(lines <-chan string) {
 			for l := range lines {
 				if strings.Contains(l, "("+kind+" ") {

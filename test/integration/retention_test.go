@@ -123,11 +123,11 @@ func TestRetentionPolicyFile(t *testing.T) {
 	e.s.Gone("team-a/svc:v0", "team-a/svc:v1", "base/os:v0")
 }
 
-// A retention run crashed at points all through leaves every kept tag pullable,
-// and a rerun converges to the state of an uninterrupted run.
-func TestRetentionCrashAtEveryPoint(t *testing.T) {
-	t.Parallel()
-	e := newEnv(t)
+// retentionScenario: six builds of "ci" pushed an hour apart (sharing a layer), a
+// signature of the oldest, an old multi-arch tag, and a nested repository. keep-last 2
+// keeps b4 and b5.
+func retentionScenario(t *testing.T, e *env) (keep []string) {
+	t.Helper()
 	now := time.Now()
 	shared := harness.Layer(600, harness.OCI)
 	var builds []string
@@ -143,11 +143,28 @@ func TestRetentionCrashAtEveryPoint(t *testing.T) {
 		e.pushedAt("ci", fmt.Sprintf("b%d", i), now.Add(-time.Duration(10-i)*time.Hour))
 	}
 	e.pushedAt("ci", "multi-old", now.Add(-20*time.Hour))
+	return []string{"ci:b4", "ci:b5", "nested/ci:keep"}
+}
+
+// A retention run crashed at points all through leaves every kept tag pullable,
+// and a rerun converges to the state of an uninterrupted run.
+func TestRetentionCrashAtEveryPoint(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	keep := retentionScenario(t, e)
 	keepLast := 2
 	pol, err := policy.FromFlags(policy.Flags{KeepLast: &keepLast})
 	if err != nil {
 		t.Fatal(err)
 	}
-	crashEverywhere(t, e.root, []string{"ci:b4", "ci:b5", "nested/ci:keep"},
-		clean.Options{Grace: 0, Jobs: 4, Retention: pol})
+	crashEverywhere(t, e.root, keep, clean.Options{Grace: 0, Jobs: 4, Retention: pol})
+}
+
+// The real binary, SIGKILLed during a retention run at several points: every kept
+// tag pulls, and a rerun converges.
+func TestRetentionKillBinary(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	keep := retentionScenario(t, e)
+	killRuns(t, e, keep, []string{"--grace", "0", "-j", "1", "--keep-last", "2"})
 }
