@@ -284,35 +284,34 @@ func CanHideReference(p string) bool {
 // TagOfPath reports whether p is a tag's directory or lies below it, and names the
 // repository and the tag (a valid tag name: the registry lists only those).
 func TagOfPath(p string) (repo, tag string, ok bool) {
-	rest, found := strings.CutPrefix(p, RepositoriesDir+"/")
-	if !found {
-		return "", "", false
-	}
-	repo, inside, found := splitRepo(rest)
-	if !found {
-		return "", "", false
-	}
-	parts := strings.Split(inside, "/")
-	if len(parts) >= 3 && parts[0] == ManifestsDir && parts[1] == "tags" && ValidTag(parts[2]) == nil {
-		return repo, parts[2], true
-	}
-	return "", "", false
+	repo, tag, _, ok = cutTag(p)
+	return repo, tag, ok
 }
 
 // IsTagIndexPath reports whether p lies inside a tag's history index, and names
-// the repository directory part and the tag.
+// the repository and the tag.
 func IsTagIndexPath(p string) (repo, tag string, ok bool) {
+	repo, tag, inside, ok := cutTag(p)
+	return repo, tag, ok && (inside == "index" || strings.HasPrefix(inside, "index/"))
+}
+
+// cutTag splits a path at or below <repo>/_manifests/tags/<tag> into the repository,
+// the tag and the path inside the tag's directory.
+func cutTag(p string) (repo, tag, inside string, ok bool) {
 	rest, found := strings.CutPrefix(p, RepositoriesDir+"/")
 	if !found {
-		return "", "", false
+		return "", "", "", false
 	}
-	repo, inside, found := splitRepo(rest)
+	repo, rest, found = splitRepo(rest)
 	if !found {
-		return "", "", false
+		return "", "", "", false
 	}
-	parts := strings.Split(inside, "/")
-	if len(parts) >= 4 && parts[0] == ManifestsDir && parts[1] == "tags" && parts[3] == "index" {
-		return repo, parts[2], true
+	parts := strings.SplitN(rest, "/", 4)
+	if len(parts) < 3 || parts[0] != ManifestsDir || parts[1] != "tags" || ValidTag(parts[2]) != nil {
+		return "", "", "", false
 	}
-	return "", "", false
+	if len(parts) == 4 {
+		inside = parts[3]
+	}
+	return repo, parts[2], inside, true
 }
