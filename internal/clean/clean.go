@@ -108,7 +108,7 @@ func Run(ctx context.Context, b storage.Backend, opts Options) (*report.Report, 
 	} else {
 		var res execute.Result
 		res, err = execute.Run(ctx, b, p, execute.Options{Jobs: jobs, PhaseDone: logLines})
-		rep.Applied = res.Done
+		rep.SetApplied(res)
 		if err != nil {
 			rep.Error = err.Error()
 		} else {

@@ -5,8 +5,10 @@
 package execute
 
 import (
+	"cmp"
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 
 	"github.com/clean-registry/clean-registry/internal/plan"
@@ -20,53 +22,64 @@ const BatchSize = 1000
 // Options tunes an execution.
 type Options struct {
 	Jobs int
-	// PhaseDone is called after each phase with the range of the plan's deletions it
-	// applied, all of them, in plan order: the output of a real run then reads exactly
-	// like its dry run. May be nil.
+	// PhaseDone is called with each range of the plan's deletions applied, in plan
+	// order: after a phase, the whole phase, so that the output of a real run reads
+	// exactly like its dry run; for a phase that failed, the batches it did apply
+	// before it stopped, so that nothing applied goes unreported. May be nil.
 	PhaseDone func(start, end int)
 }
+
+// Range is a run of the plan's deletions, from Start to End (excluded).
+type Range struct{ Start, End int }
 
 // Result says how far the execution got.
 type Result struct {
 	// Done counts the deletions applied.
 	Done int
+	// Applied are the deletions applied, as ranges in plan order.
+	Applied []Range
 }
 
 // Run applies p. It returns the first error; deletions of later phases are not tried.
 func Run(ctx context.Context, b storage.Backend, p *plan.Plan, opts Options) (Result, error) {
 	var res Result
-	var mu sync.Mutex
-	done := func(n int) {
-		mu.Lock()
-		res.Done += n
-		mu.Unlock()
+	applied := func(rs ...Range) {
+		for _, r := range rs {
+			res.Done += r.End - r.Start
+			res.Applied = append(res.Applied, r)
+			if opts.PhaseDone != nil {
+				opts.PhaseDone(r.Start, r.End)
+			}
+		}
 	}
 	for _, kind := range plan.Kinds {
 		start, end := p.Phase(kind)
 		if start == end {
 			continue
 		}
-		if err := runPhase(ctx, b, p, start, end, opts.Jobs, done); err != nil {
+		if done, err := runPhase(ctx, b, p, start, end, opts.Jobs); err != nil {
+			applied(done...)
 			return res, fmt.Errorf("deleting %ss: %w", kind, err)
 		}
+		applied(Range{start, end})
 		if kind == plan.Repository {
 			if err := b.PruneDirs(ctx, pruneDirs(p, start, end)); err != nil {
 				return res, fmt.Errorf("removing empty directories: %w", err)
 			}
-		}
-		if opts.PhaseDone != nil {
-			opts.PhaseDone(start, end)
 		}
 	}
 	return res, nil
 }
 
 // runPhase deletes p's deletions start to end in parallel batches; each batch's units
-// are built only when a job is free to take it.
-func runPhase(ctx context.Context, b storage.Backend, p *plan.Plan, start, end, jobs int, done func(int)) error {
+// are built only when a job is free to take it. On an error it returns the ranges of
+// the batches that were applied, merged and in plan order.
+func runPhase(ctx context.Context, b storage.Backend, p *plan.Plan, start, end, jobs int) ([]Range, error) {
 	jobs = max(jobs, 1)
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(jobs)
+	var mu sync.Mutex
+	var done []Range
 	// A phase smaller than a full batch per job is spread over all of them: 8,000
 	// revisions make 16 batches of 500, not 8 of 1,000 with half the jobs idle.
 	size := min(BatchSize, max(1, (end-start+jobs-1)/jobs))
@@ -76,16 +89,35 @@ func runPhase(ctx context.Context, b storage.Backend, p *plan.Plan, start, end, 
 			units = append(units, p.At(i).Units()...)
 			i++
 		}
-		n := i - first
+		last := i
 		g.Go(func() error {
 			if err := b.Delete(gctx, units); err != nil {
 				return err
 			}
-			done(n)
+			mu.Lock()
+			done = append(done, Range{first, last})
+			mu.Unlock()
 			return nil
 		})
 	}
-	return g.Wait()
+	if err := g.Wait(); err != nil {
+		return merge(done), err
+	}
+	return nil, nil
+}
+
+// merge sorts ranges and joins the adjacent ones.
+func merge(rs []Range) []Range {
+	slices.SortFunc(rs, func(a, b Range) int { return cmp.Compare(a.Start, b.Start) })
+	var out []Range
+	for _, r := range rs {
+		if n := len(out); n > 0 && out[n-1].End == r.Start {
+			out[n-1].End = r.End
+			continue
+		}
+		out = append(out, r)
+	}
+	return out
 }
 
 // pruneDirs lists, once each, the directories repository deletions may leave empty.

@@ -135,3 +135,27 @@ func TestRunStopsAtAFailedPhase(t *testing.T) {
 		t.Fatalf("pruned %v after the revision phase failed", r.pruned)
 	}
 }
+
+// A phase that fails still reports the batches it applied, so that nothing deleted
+// goes unprinted.
+func TestRunReportsWhatAFailedPhaseApplied(t *testing.T) {
+	r := &recorder{failAt: 1200}
+	var printed []Range
+	res, err := Run(context.Background(), r, testPlan(), Options{Jobs: 1, PhaseDone: func(start, end int) {
+		printed = append(printed, Range{start, end})
+	}})
+	if !errors.Is(err, errInjected) {
+		t.Fatalf("err = %v, want the injected failure", err)
+	}
+	want := []Range{{0, 1000}} // one batch of 1,000 revisions, then the failing one
+	if !reflect.DeepEqual(printed, want) || !reflect.DeepEqual(res.Applied, want) || res.Done != 1000 {
+		t.Fatalf("printed %v, applied %v (%d); want %v (1000)", printed, res.Applied, res.Done, want)
+	}
+}
+
+func TestMergeRanges(t *testing.T) {
+	got := merge([]Range{{20, 30}, {0, 10}, {10, 20}, {40, 50}})
+	if want := []Range{{0, 30}, {40, 50}}; !reflect.DeepEqual(got, want) {
+		t.Fatalf("merge = %v, want %v", got, want)
+	}
+}

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"text/tabwriter"
 
+	"github.com/clean-registry/clean-registry/internal/execute"
 	"github.com/clean-registry/clean-registry/internal/inventory"
 	"github.com/clean-registry/clean-registry/internal/plan"
 )
@@ -42,6 +43,9 @@ type Entry struct {
 	Upload string `json:"upload,omitempty"`
 	Bytes  int64  `json:"bytes"`
 	Reason string `json:"reason"`
+	// Applied says, in a real run, whether the deletion was carried out: all are when
+	// the run completed; when it stopped early, those before the stop.
+	Applied *bool `json:"applied,omitempty"`
 }
 
 // Phases are the wall-clock seconds of a run's parts.
@@ -86,6 +90,13 @@ type Report struct {
 
 	// plan is kept to stream its deletions into JSON rather than hold them twice.
 	plan *plan.Plan
+	// applied are the deletions a real run carried out, in plan order.
+	applied []execute.Range
+}
+
+// SetApplied records what a real run carried out.
+func (r *Report) SetApplied(res execute.Result) {
+	r.Applied, r.applied = res.Done, res.Applied
 }
 
 // New summarises a plan over an inventory.
@@ -285,8 +296,17 @@ func (r *Report) WriteJSON(w io.Writer) error {
 	bw.Write(head[:len(head)-1])
 	bw.WriteString(`,"deletions":[`)
 	if r.plan != nil {
+		ranges := r.applied
 		for i := range r.plan.Len() {
-			line, err := json.Marshal(entry(r.plan.At(i)))
+			e := entry(r.plan.At(i))
+			if !r.DryRun {
+				for len(ranges) > 0 && ranges[0].End <= i {
+					ranges = ranges[1:]
+				}
+				applied := len(ranges) > 0 && ranges[0].Start <= i
+				e.Applied = &applied
+			}
+			line, err := json.Marshal(e)
 			if err != nil {
 				return err
 			}

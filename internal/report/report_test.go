@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/clean-registry/clean-registry/internal/execute"
 	"github.com/clean-registry/clean-registry/internal/inventory"
 	"github.com/clean-registry/clean-registry/internal/layout"
 	"github.com/clean-registry/clean-registry/internal/plan"
@@ -65,6 +66,47 @@ func TestReport(t *testing.T) {
 		`total +4 +2\.0 KiB`, `team/app +0 +0 +0 +0 +0 +1 +0 +yes +2\.0 KiB`} {
 		if !regexp.MustCompile(want).MatchString(text.String()) {
 			t.Errorf("text report lacks %s:\n%s", want, text.String())
+		}
+	}
+}
+
+// A real run that stopped early marks each deletion applied or not; a dry run marks
+// none.
+func TestAppliedMarks(t *testing.T) {
+	d1, d2 := layout.Digest(sha256.Sum256([]byte("a"))), layout.Digest(sha256.Sum256([]byte("b")))
+	b := inventory.NewBuilder("/srv/registry")
+	b.Blob(d1, 10, 0)
+	b.Blob(d2, 2048, 0)
+	b.BlobsDone()
+	b.Layer("team/app", d2, 0)
+	inv := b.Build()
+	p := plan.Make(inv, plan.Policy{Now: time.Now()})
+	for _, dry := range []bool{true, false} {
+		rep := New(inv, p, dry)
+		if !dry {
+			rep.SetApplied(execute.Result{Done: 2, Applied: []execute.Range{{Start: 0, End: 2}}}) // the layer link and one blob
+		}
+		var js bytes.Buffer
+		if err := rep.WriteJSON(&js); err != nil {
+			t.Fatal(err)
+		}
+		var got struct {
+			Applied int     `json:"deletions_applied"`
+			Entries []Entry `json:"deletions"`
+		}
+		if err := json.Unmarshal(js.Bytes(), &got); err != nil {
+			t.Fatalf("%v in %s", err, js.String())
+		}
+		for i, e := range got.Entries {
+			switch {
+			case dry && e.Applied != nil:
+				t.Errorf("dry run: deletion %d marked applied=%v", i, *e.Applied)
+			case !dry && (e.Applied == nil || *e.Applied != (i < 2)):
+				t.Errorf("real run: deletion %d (%s) applied=%v, want %v", i, e.Kind, e.Applied, i < 2)
+			}
+		}
+		if !dry && got.Applied != 2 {
+			t.Errorf("deletions_applied = %d, want 2", got.Applied)
 		}
 	}
 }
