@@ -162,7 +162,8 @@ func finish(ctx context.Context, out outcome, o options, usage string, args []st
 			fmt.Fprint(stderr, usage)
 		}
 	}
-	if o.json || (out.stage == "command line" && wantsJSON(args)) {
+	// --help and --version print what was asked for, and no report.
+	if (out.rep != nil || out.err != nil) && (o.json || (out.stage == "command line" && wantsJSON(args))) {
 		rep := out.rep
 		if rep == nil {
 			rep = report.Stopped(storageName(o), out.stage, nil)

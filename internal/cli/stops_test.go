@@ -119,3 +119,13 @@ func TestBadPolicyFileBeforeStorage(t *testing.T) {
 		t.Errorf("exit %d, %q; want exit 2 naming %s:3: keep-within", code, first, file)
 	}
 }
+
+// --help and --version with --json print only what was asked for.
+func TestJSONHelpAndVersion(t *testing.T) {
+	for _, args := range [][]string{{"--json", "--help"}, {"--json", "-V"}} {
+		code, stdout, _ := cli(args...)
+		if code != ExitOK || strings.Contains(stdout, `"dry_run"`) {
+			t.Errorf("%q: exit %d, stdout %q: want exit 0 and no report", args, code, stdout)
+		}
+	}
+}
