@@ -8,6 +8,7 @@ import (
 	"fmt"
 	iofs "io/fs"
 	"os"
+	"strconv"
 	"strings"
 	"syscall"
 
@@ -36,6 +37,7 @@ func (b *Backend) WriteFile(ctx context.Context, p string, data []byte, ifAbsent
 		return err
 	}
 	defer dir.Close()
+	removeDeadTemps(dir, name)
 	tmp, err := tempName(name)
 	if err != nil {
 		return err
@@ -165,7 +167,44 @@ func tempName(name string) (string, error) {
 	if _, err := rand.Read(r[:]); err != nil {
 		return "", err
 	}
-	return "." + name + ".tmp-" + hex.EncodeToString(r[:]), nil
+	return tempPrefix(name) + strconv.Itoa(os.Getpid()) + "-" + hostname() + "-" + hex.EncodeToString(r[:]), nil
+}
+
+// tempPrefix starts the names of name's temporary files, which also name the
+// writer's process and host: "." + name + ".tmp-<pid>-<host>-<random>".
+func tempPrefix(name string) string { return "." + name + ".tmp-" }
+
+func hostname() string {
+	h, _ := os.Hostname()
+	return strings.ReplaceAll(h, "/", "_")
+}
+
+// removeDeadTemps removes the temporary files of name that a writer killed between
+// writing and renaming left behind: those of a process of this host that no longer
+// exists. (A writer in another PID namespace with the same host name can be taken
+// for dead: its write then fails, and nothing else is lost.)
+func removeDeadTemps(dir *os.Root, name string) {
+	d, err := dir.Open(".")
+	if err != nil {
+		return
+	}
+	entries, _ := d.ReadDir(-1)
+	d.Close()
+	host := "-" + hostname() + "-"
+	for _, e := range entries {
+		rest, ok := strings.CutPrefix(e.Name(), tempPrefix(name))
+		if !ok {
+			continue
+		}
+		pidText, rest, ok := strings.Cut(rest, "-")
+		pid, err := strconv.Atoi(pidText)
+		if !ok || err != nil || pid <= 0 || pid == os.Getpid() || !strings.HasPrefix("-"+rest, host) {
+			continue
+		}
+		if syscall.Kill(pid, 0) == syscall.ESRCH {
+			dir.Remove(e.Name())
+		}
+	}
 }
 
 // writeSynced creates name (never an existing file, nor through a link) with data,
