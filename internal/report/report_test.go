@@ -14,9 +14,9 @@ import (
 	"github.com/clean-registry/clean-registry/internal/plan"
 )
 
-// TestReport summarises a small plan (two unreferenced blobs, the layer link of one,
-// the repository left empty) and checks that the text and the JSON forms say the same, phases included.
-func TestReport(t *testing.T) {
+// smallPlan plans two unreferenced blobs, the layer link of one and the repository
+// left empty.
+func smallPlan() (*inventory.Inventory, *plan.Plan) {
 	d1, d2 := layout.Digest(sha256.Sum256([]byte("a"))), layout.Digest(sha256.Sum256([]byte("b")))
 	b := inventory.NewBuilder("/srv/registry")
 	b.Blob(d1, 10, 0)
@@ -25,6 +25,13 @@ func TestReport(t *testing.T) {
 	b.Layer("team/app", d2, 0)
 	inv := b.Build()
 	p := plan.Make(inv, plan.Policy{Now: time.Now()})
+	return inv, p
+}
+
+// TestReport summarises a small plan (two unreferenced blobs, the layer link of one,
+// the repository left empty) and checks that the text and the JSON forms say the same, phases included.
+func TestReport(t *testing.T) {
+	inv, p := smallPlan()
 	rep := New(inv, p, true)
 	rep.Seconds, rep.Phases = 3.5, Phases{Scan: 2.25, Plan: 1.25}
 
@@ -73,14 +80,7 @@ func TestReport(t *testing.T) {
 // A real run that stopped early marks each deletion applied or not; a dry run marks
 // none.
 func TestAppliedMarks(t *testing.T) {
-	d1, d2 := layout.Digest(sha256.Sum256([]byte("a"))), layout.Digest(sha256.Sum256([]byte("b")))
-	b := inventory.NewBuilder("/srv/registry")
-	b.Blob(d1, 10, 0)
-	b.Blob(d2, 2048, 0)
-	b.BlobsDone()
-	b.Layer("team/app", d2, 0)
-	inv := b.Build()
-	p := plan.Make(inv, plan.Policy{Now: time.Now()})
+	inv, p := smallPlan()
 	for _, dry := range []bool{true, false} {
 		rep := New(inv, p, dry)
 		if !dry {
