@@ -1,0 +1,27 @@
+package storage
+
+import "context"
+
+// Move is one unit to move to another directory of the same storage.
+type Move struct {
+	// Unit is what moves: its directory with everything in it (Files when known; nil
+	// means the backend lists the directory).
+	Unit
+	// To is the directory the unit's directory becomes: Unit.Dir+"/"+f ends as
+	// To+"/"+f for every file f inside.
+	To string
+}
+
+// Mover is implemented by backends that can move files within the storage: online
+// runs move what they delete into a quarantine, and move back what a live registry
+// turned out to need.
+type Mover interface {
+	// Move moves each unit's files to their place below To, then removes what is left
+	// of the unit's directory (empty directories, on backends that have them). A
+	// source file that is missing counts as moved, so that a rerun after a crash
+	// converges. A destination file that already exists is kept as it is and the
+	// source file removed: every file moved holds what its path names (a link names
+	// its digest, a blob is its digest's content), or the destination is the newer
+	// write. Like Delete, calls carry up to a thousand units and may run at once.
+	Move(ctx context.Context, moves []Move) error
+}
