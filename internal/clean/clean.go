@@ -42,9 +42,30 @@ type Options struct {
 	Retention *policy.Policy
 	// DeleteOrphanSignatures deletes signature tags whose subject no repository holds.
 	DeleteOrphanSignatures bool
+	// Online, when set, cleans beside a registry that keeps serving: what the plan
+	// deletes is first moved into a quarantine, and what the live registry turns out
+	// to need is put back before the quarantine is purged. nil: an offline run.
+	Online *Online
 	// Log receives one line per deletion, in plan order: as planned in a dry run, as
 	// applied (phase by phase) in a real run. nil: silent.
 	Log io.Writer
+}
+
+// Online tunes an online run.
+type Online struct {
+	// Settle is how long the run waits, after its moves, before it verifies: longer
+	// than any request the registry serves, so that every push that saw the moved
+	// objects in place has written all it will.
+	Settle time.Duration
+	// AfterMoves is called once everything the plan deletes is out of the registry's
+	// sight, before the settle: it clears the registry's blob descriptor cache or
+	// restarts the registry. fresh says every request that began before the call has
+	// ended (the registry restarted): the settle is then skipped. May be nil.
+	AfterMoves func(ctx context.Context, rep *report.Report) (fresh bool, err error)
+	// AfterVerify is called once the verification put back what the live registry
+	// needs, before the quarantine is purged: it clears a cache again, for entries a
+	// request running across the moves wrote back. May be nil.
+	AfterVerify func(ctx context.Context, rep *report.Report) error
 }
 
 // Run cleans the registry storage behind b. The report is returned whenever the scan
