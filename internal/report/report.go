@@ -58,6 +58,39 @@ type Phases struct {
 	Delete float64 `json:"delete"`
 }
 
+// Online is what an online run did beside its deletions.
+type Online struct {
+	// Run names the run's quarantine (clean-registry/quarantine/RUN).
+	Run string `json:"run"`
+	// Quarantined counts the files moved out of the registry's sight.
+	Quarantined int `json:"quarantined"`
+	// Restored are the files put back because the live registry needed them.
+	Restored []Restored `json:"restored"`
+	// Recovered names earlier runs' quarantines this run verified and purged (a run
+	// that stopped before it could).
+	Recovered []string `json:"recovered,omitempty"`
+	// SettleSeconds is the wait before the verification; VerifySeconds the
+	// verification, put-backs included; PurgeSeconds the quarantine's deletion.
+	SettleSeconds float64 `json:"settle_seconds"`
+	VerifySeconds float64 `json:"verify_seconds"`
+	PurgeSeconds  float64 `json:"purge_seconds"`
+	// DowntimeSeconds is how long the registry did not serve (a restart for its
+	// in-memory cache, Docker targets only).
+	DowntimeSeconds float64 `json:"downtime_seconds"`
+	// RestartRequired says the registry keeps an in-memory blob descriptor cache
+	// that may name deleted blobs and that this run could not restart: restart it
+	// before the next push.
+	RestartRequired bool `json:"restart_required"`
+}
+
+// Restored is one file an online run put back.
+type Restored struct {
+	Kind    string `json:"kind"`
+	Path    string `json:"path"`
+	Subject string `json:"subject"`
+	Why     string `json:"why"`
+}
+
 // Report is the outcome of one run.
 type Report struct {
 	Storage string `json:"storage"`
@@ -87,6 +120,8 @@ type Report struct {
 	// Phases splits Seconds: what bounds a run (listing, reading or deleting) tells
 	// an operator where to look, e.g. at --jobs or at the storage.
 	Phases Phases `json:"phases"`
+	// Online says what an online run's quarantine did; nil for an offline run.
+	Online *Online `json:"online,omitempty"`
 
 	// plan is kept to stream its deletions into JSON rather than hold them twice.
 	plan *plan.Plan
