@@ -35,6 +35,10 @@ const (
 	ExitUsage = 2 // the command line itself is wrong
 )
 
+// DefaultSettle outlasts the requests of a registry serving pushes: a manifest PUT
+// or an upload's last PUT, which read what exists and then write links to it.
+const DefaultSettle = time.Minute
+
 // DefaultGrace protects pushes in flight when the tool cannot know the registry is
 // quiesced.
 const DefaultGrace = time.Hour
@@ -80,6 +84,13 @@ Options:
       --delete-orphan-signatures
                         Also delete signature tags whose subject no repository
                         of the registry holds.
+      --online          Clean while the registry keeps serving: deletions are
+                        moved into a quarantine, what the live registry needs
+                        meanwhile is put back after --settle, then the rest
+                        is deleted. Docker targets are not paused.
+      --settle DURATION Online: wait this long after the moves before the
+                        verification, longer than any request the registry
+                        serves (default 1m; skipped after a restart).
       --wait DURATION   When another real run holds the storage's lock, wait
                         up to this long for it (default 0: exit 1 at once).
                         Dry runs take no lock and never wait.
@@ -98,9 +109,9 @@ func Main(args []string, stdout, stderr io.Writer) int {
 
 type options struct {
 	remove, volume, quiet, version, help, dryRun, json bool
-	stop, noRestart                                    bool
+	stop, noRestart, online                            bool
 	root, config                                       string
-	grace, uploadAge, wait                             time.Duration
+	grace, uploadAge, wait, settle                     time.Duration
 	jobs                                               int
 	graceSet                                           bool
 
@@ -219,6 +230,9 @@ func parseAndRun(ctx context.Context, prog, usage string, args []string, o *opti
 	flags.Var((*policy.DurationFlag)(&o.grace), "grace", "")
 	flags.Var((*policy.DurationFlag)(&o.uploadAge), "upload-age", "")
 	flags.Var((*policy.DurationFlag)(&o.wait), "wait", "")
+	flags.BoolVar(&o.online, "online", false, "")
+	o.settle = DefaultSettle
+	flags.Var((*policy.DurationFlag)(&o.settle), "settle", "")
 	flags.IntVar(&o.keepLast, "keep-last", 0, "")
 	flags.Var((*policy.DurationFlag)(&o.keepWithin), "keep-within", "")
 	flags.StringArrayVar(&o.keepTags, "keep-tag", nil, "")
@@ -251,6 +265,10 @@ func parseAndRun(ctx context.Context, prog, usage string, args []string, o *opti
 		return usageError("--root and --config exclude each other")
 	case o.jobs < 1 || o.jobs > MaxJobs:
 		return usageError("--jobs must be within 1..%d, not %d", MaxJobs, o.jobs)
+	case flags.Changed("settle") && !o.online:
+		return usageError("--settle is for online runs: add --online")
+	case o.online && o.stop:
+		return usageError("--online and --stop exclude each other: an online run stops nothing")
 	}
 	if out, bad := o.readRetention(flags); bad {
 		return out
@@ -311,7 +329,16 @@ func parseAndRun(ctx context.Context, prog, usage string, args []string, o *opti
 // cleanOptions are the options of one run, from the command line's.
 func (o options) cleanOptions(selectors []clean.Selector, grace time.Duration) clean.Options {
 	return clean.Options{Select: selectors, Remove: o.remove, DryRun: o.dryRun, Grace: grace, UploadAge: o.uploadAge, Jobs: o.jobs,
-		Retention: o.retention, DeleteOrphanSignatures: o.deleteOrphanSignatures}
+		Retention: o.retention, DeleteOrphanSignatures: o.deleteOrphanSignatures, Online: o.onlineOptions()}
+}
+
+// onlineOptions are an online run's options without the cache hooks, which depend
+// on the target; nil for an offline run.
+func (o options) onlineOptions() *clean.Online {
+	if !o.online {
+		return nil
+	}
+	return &clean.Online{Settle: o.settle}
 }
 
 // target is the storage to clean, and whether the registry is known not to write.
