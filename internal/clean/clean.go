@@ -4,6 +4,7 @@ package clean
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"iter"
@@ -12,6 +13,7 @@ import (
 	"github.com/clean-registry/clean-registry/internal/execute"
 	"github.com/clean-registry/clean-registry/internal/inventory"
 	"github.com/clean-registry/clean-registry/internal/layout"
+	"github.com/clean-registry/clean-registry/internal/online"
 	"github.com/clean-registry/clean-registry/internal/plan"
 	"github.com/clean-registry/clean-registry/internal/policy"
 	"github.com/clean-registry/clean-registry/internal/report"
@@ -78,8 +80,26 @@ func Run(ctx context.Context, b storage.Backend, opts Options) (*report.Report, 
 		now = started
 	}
 	jobs := max(opts.Jobs, 1)
+	var recovered *report.Online
+	var journal *online.Journal
+	if !opts.DryRun {
+		// What an interrupted online run left in its quarantine is verified and purged
+		// first: this run's scan must see what the verification puts back.
+		var err error
+		if recovered, err = recoverQuarantines(ctx, b, opts, jobs); err != nil {
+			return nil, fmt.Errorf("finishing an interrupted online run: %w", err)
+		}
+		if opts.Online != nil {
+			if journal, err = online.Begin(ctx, b, started); err != nil {
+				return nil, err
+			}
+		}
+	}
 	inv, err := inventory.Scan(ctx, b, jobs)
 	if err != nil {
+		if journal != nil {
+			err = errors.Join(err, online.Purge(context.WithoutCancel(ctx), b, journal.Run))
+		}
 		return nil, err
 	}
 	scanned := time.Now()
@@ -108,6 +128,13 @@ func Run(ctx context.Context, b storage.Backend, opts Options) (*report.Report, 
 	}
 
 	rep := report.New(inv, p, opts.DryRun)
+	rep.Online = recovered
+	if journal != nil {
+		if rep.Online == nil {
+			rep.Online = &report.Online{}
+		}
+		rep.Online.Run = journal.Run
+	}
 	planned := time.Now()
 	rep.Phases.Scan = scanned.Sub(started).Seconds()
 	rep.Phases.Plan = planned.Sub(scanned).Seconds()
@@ -128,8 +155,19 @@ func Run(ctx context.Context, b storage.Backend, opts Options) (*report.Report, 
 		rep.Completed = true
 	} else {
 		var res execute.Result
-		res, err = execute.Run(ctx, b, p, execute.Options{Jobs: jobs, PhaseDone: logLines})
+		eopts := execute.Options{Jobs: jobs, PhaseDone: logLines}
+		if journal != nil {
+			eopts.Quarantine = journal.Dir
+		}
+		res, err = execute.Run(ctx, b, p, eopts)
 		rep.SetApplied(res)
+		if journal != nil && ctx.Err() == nil {
+			// Also after a failed execution: what was moved may be needed back now,
+			// not only when a later run recovers the quarantine.
+			err = errors.Join(err, finishOnline(ctx, b, journal, *opts.Online, rep, jobs))
+		} else if journal != nil {
+			rep.Notes = append(rep.Notes, "online: stopped before the verification; the next real run verifies and purges the quarantine "+journal.Run)
+		}
 		if err != nil {
 			rep.Error = err.Error()
 		} else {

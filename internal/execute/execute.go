@@ -27,6 +27,11 @@ type Options struct {
 	// exactly like its dry run; for a phase that failed, the batches it did apply
 	// before it stopped, so that nothing applied goes unreported. May be nil.
 	PhaseDone func(start, end int)
+	// Quarantine, when set, maps a directory to its place in a quarantine: the
+	// deletions are moves there (the backend must be a storage.Mover), so that a
+	// verification can put back what a live registry turns out to need. Abandoned
+	// uploads are deleted all the same: nothing can need them.
+	Quarantine func(dir string) string
 }
 
 // Range is a run of the plan's deletions, from Start to End (excluded).
@@ -57,7 +62,21 @@ func Run(ctx context.Context, b storage.Backend, p *plan.Plan, opts Options) (Re
 		if start == end {
 			continue
 		}
-		if done, err := runPhase(ctx, b, p, start, end, opts.Jobs); err != nil {
+		apply := func(ctx context.Context, units []storage.Unit) error { return b.Delete(ctx, units) }
+		if opts.Quarantine != nil && kind != plan.Upload {
+			mover, ok := b.(storage.Mover)
+			if !ok {
+				return res, fmt.Errorf("%s: this storage cannot move files into a quarantine", b)
+			}
+			apply = func(ctx context.Context, units []storage.Unit) error {
+				moves := make([]storage.Move, len(units))
+				for i, u := range units {
+					moves[i] = storage.Move{Unit: u, To: opts.Quarantine(u.Dir)}
+				}
+				return mover.Move(ctx, moves)
+			}
+		}
+		if done, err := runPhase(ctx, p, start, end, opts.Jobs, apply); err != nil {
 			applied(done...)
 			return res, fmt.Errorf("deleting %ss: %w", kind, err)
 		}
@@ -74,7 +93,7 @@ func Run(ctx context.Context, b storage.Backend, p *plan.Plan, opts Options) (Re
 // runPhase deletes p's deletions start to end in parallel batches; each batch's units
 // are built only when a job is free to take it. On an error it returns the ranges of
 // the batches that were applied, merged and in plan order.
-func runPhase(ctx context.Context, b storage.Backend, p *plan.Plan, start, end, jobs int) ([]Range, error) {
+func runPhase(ctx context.Context, p *plan.Plan, start, end, jobs int, apply func(context.Context, []storage.Unit) error) ([]Range, error) {
 	jobs = max(jobs, 1)
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(jobs)
@@ -91,7 +110,7 @@ func runPhase(ctx context.Context, b storage.Backend, p *plan.Plan, start, end, 
 		}
 		last := i
 		g.Go(func() error {
-			if err := b.Delete(gctx, units); err != nil {
+			if err := apply(gctx, units); err != nil {
 				return err
 			}
 			mu.Lock()

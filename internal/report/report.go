@@ -295,6 +295,7 @@ func (r *Report) WriteText(w io.Writer) {
 		}
 		tw.Flush()
 	}
+	r.writeOnline(w)
 	for _, n := range r.Notes {
 		fmt.Fprintln(w, "Note: "+n)
 	}
@@ -354,4 +355,28 @@ func (r *Report) WriteJSON(w io.Writer) error {
 	}
 	bw.WriteString("\n]}\n")
 	return bw.Flush()
+}
+
+func (r *Report) writeOnline(w io.Writer) {
+	o := r.Online
+	if o == nil {
+		return
+	}
+	for _, run := range o.Recovered {
+		fmt.Fprintf(w, "Online: verified and purged the quarantine %s, which an interrupted run left.\n", run)
+	}
+	if o.Run != "" {
+		fmt.Fprintf(w, "Online: %d files moved to the quarantine %s, put back %d, the rest deleted (settle %.1fs, verification %.1fs, purge %.1fs",
+			o.Quarantined, o.Run, len(o.Restored), o.SettleSeconds, o.VerifySeconds, o.PurgeSeconds)
+		if o.DowntimeSeconds > 0 {
+			fmt.Fprintf(w, ", registry restarted: %.1fs without service", o.DowntimeSeconds)
+		}
+		fmt.Fprintln(w, ").")
+	}
+	for _, rs := range o.Restored {
+		fmt.Fprintf(w, "  put back %s %s: %s\n", rs.Kind, rs.Subject, rs.Why)
+	}
+	if o.RestartRequired {
+		fmt.Fprintln(w, "Restart the registry before the next push: its in-memory blob descriptor cache may name deleted blobs.")
+	}
 }

@@ -1,0 +1,117 @@
+package clean
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/clean-registry/clean-registry/internal/online"
+	"github.com/clean-registry/clean-registry/internal/report"
+	"github.com/clean-registry/clean-registry/internal/storage"
+)
+
+// finishOnline runs an online run's part after its moves: the cache hook, the
+// settle, the verification that puts back what the live registry needs, the hook
+// again, and the purge.
+func finishOnline(ctx context.Context, b storage.Backend, j *online.Journal, o Online, rep *report.Report, jobs int) error {
+	out := rep.Online
+	q, err := online.LoadRun(ctx, b, j.Run)
+	if err != nil {
+		return err
+	}
+	q.Journal = j
+	fresh := false
+	if o.AfterMoves != nil {
+		if fresh, err = o.AfterMoves(ctx, rep); err != nil {
+			// A cache that may still name what was moved would let later pushes skip
+			// it: put everything back rather than purge.
+			err = fmt.Errorf("the registry's blob descriptor cache: %w; everything moved is put back", err)
+			res, rerr := online.RestoreAll(ctx, b, q, err.Error())
+			recordVerification(out, res, "")
+			return errors.Join(err, rerr, purge(ctx, b, q, out))
+		}
+	}
+	if !fresh && o.Settle > 0 {
+		start := time.Now()
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(o.Settle):
+		}
+		out.SettleSeconds = time.Since(start).Seconds()
+	}
+	start := time.Now()
+	res, err := online.Verify(ctx, b, q, jobs)
+	recordVerification(out, res, "")
+	out.VerifySeconds = time.Since(start).Seconds()
+	if err != nil {
+		return fmt.Errorf("verifying the quarantine %s: %w", j.Run, err)
+	}
+	if res.Blind != nil {
+		rep.Notes = append(rep.Notes, fmt.Sprintf("online: %v; everything moved was put back", res.Blind))
+	}
+	if o.AfterVerify != nil {
+		if err := o.AfterVerify(ctx, rep); err != nil {
+			return fmt.Errorf("the registry's blob descriptor cache: %w", err)
+		}
+	}
+	return purge(ctx, b, q, out)
+}
+
+func purge(ctx context.Context, b storage.Backend, q *online.Quarantine, out *report.Online) error {
+	start := time.Now()
+	if err := online.MarkVerified(ctx, b, q); err != nil {
+		return err
+	}
+	if err := online.Purge(ctx, b, q.Run); err != nil {
+		return err
+	}
+	out.PurgeSeconds += time.Since(start).Seconds()
+	return nil
+}
+
+// recordVerification adds what a verification put back to the report, prefixed for
+// an earlier run's quarantine.
+func recordVerification(out *report.Online, res online.Result, prefix string) {
+	out.Quarantined += res.Files
+	if out.Restored == nil {
+		out.Restored = []report.Restored{}
+	}
+	for _, it := range res.Restored {
+		out.Restored = append(out.Restored, report.Restored{Kind: it.KindName(), Path: it.Path(), Subject: it.Subject(), Why: prefix + it.Why})
+	}
+}
+
+// recoverQuarantines verifies and purges the quarantines of online runs that
+// stopped before they could (killed, or a storage error). nil when there were none.
+func recoverQuarantines(ctx context.Context, b storage.Backend, opts Options, jobs int) (*report.Online, error) {
+	qs, err := online.Load(ctx, b)
+	if err != nil || len(qs) == 0 {
+		return nil, err
+	}
+	out := &report.Online{Restored: []report.Restored{}}
+	for _, q := range qs {
+		if q.Journal == nil || !q.Journal.Verified {
+			if opts.Online != nil && opts.Online.Settle > 0 {
+				// The interrupted run's moves may be recent: let the requests that saw
+				// the moved files in place end first.
+				select {
+				case <-ctx.Done():
+					return nil, ctx.Err()
+				case <-time.After(opts.Online.Settle):
+				}
+			}
+			res, err := online.Verify(ctx, b, q, jobs)
+			recordVerification(out, res, "interrupted run "+q.Run+": ")
+			if err != nil {
+				return nil, fmt.Errorf("verifying the quarantine %s: %w", q.Run, err)
+			}
+		}
+		if err := purge(ctx, b, q, out); err != nil {
+			return nil, err
+		}
+		out.Recovered = append(out.Recovered, q.Run)
+	}
+	return out, nil
+}

@@ -1,0 +1,196 @@
+// Package online lets a run clean beside a registry that keeps serving. What the
+// plan deletes is moved into a quarantine (one per run, invisible to the registry);
+// once every request that could have seen it in place has ended, a verification
+// reads what the live registry wrote since the run began and puts back what it
+// needs; then the quarantine is purged. A journal in the quarantine lets a later
+// run finish a verification that a crash interrupted.
+package online
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/clean-registry/clean-registry/internal/layout"
+	"github.com/clean-registry/clean-registry/internal/storage"
+)
+
+// clockMargin widens "written since the run began" for the resolution of the
+// storage's times (object stores: seconds) and small clock differences.
+const clockMargin = 2 * time.Second
+
+const journalName = "journal.json"
+
+// Journal says what a run's quarantine is for.
+type Journal struct {
+	Run string `json:"run"`
+	// Since is when the run began, on the storage's clock (its journal's time), less
+	// a margin: whatever the registry wrote at or after it is new to the run's scan.
+	Since time.Time `json:"since"`
+	Host  string    `json:"host"`
+	PID   int       `json:"pid"`
+	// Verified is set once the verification put back all it had to: only the purge
+	// remains.
+	Verified bool `json:"verified,omitempty"`
+}
+
+// Dir maps a storage directory to its place in the run's quarantine.
+func (j *Journal) Dir(p string) string { return layout.Quarantined(j.Run, p) }
+
+func journalPath(run string) string { return layout.QuarantineRun(run) + "/" + journalName }
+
+// Begin starts a run's quarantine: it writes the journal and reads its time back,
+// so that "since" is measured on the clock that stamps the registry's writes.
+func Begin(ctx context.Context, b storage.Backend, now time.Time) (*Journal, error) {
+	w, ok := b.(storage.Writer)
+	if !ok {
+		return nil, fmt.Errorf("%s: this storage cannot hold a quarantine, which an online run needs", b)
+	}
+	var rnd [4]byte
+	if _, err := rand.Read(rnd[:]); err != nil {
+		return nil, err
+	}
+	host, _ := os.Hostname()
+	j := &Journal{
+		Run:   now.UTC().Format("20060102T150405Z") + "-" + hex.EncodeToString(rnd[:]),
+		Since: now.Add(-clockMargin),
+		Host:  host,
+		PID:   os.Getpid(),
+	}
+	if err := write(ctx, w, j); err != nil {
+		return nil, err
+	}
+	f, err := b.Stat(ctx, journalPath(j.Run))
+	if err != nil {
+		return nil, fmt.Errorf("reading back the quarantine's journal: %w", err)
+	}
+	if !f.ModTime.IsZero() {
+		j.Since = f.ModTime.Add(-clockMargin)
+		if err := write(ctx, w, j); err != nil {
+			return nil, err
+		}
+	}
+	return j, nil
+}
+
+func write(ctx context.Context, w storage.Writer, j *Journal) error {
+	data, err := json.MarshalIndent(j, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := w.WriteFile(ctx, journalPath(j.Run), append(data, '\n'), false); err != nil {
+		return fmt.Errorf("writing the quarantine's journal: %w", err)
+	}
+	return nil
+}
+
+// Quarantine is one run's quarantine as found in the storage.
+type Quarantine struct {
+	// Journal is nil when the run's journal is gone or unreadable: the run's Since is
+	// then unknown, and everything live counts as new.
+	Journal *Journal
+	Run     string
+	// Files are the storage paths of what the quarantine holds (not its own paths).
+	Files []storage.File
+}
+
+// Load reads every run's quarantine found in the storage, oldest run first.
+func Load(ctx context.Context, b storage.Backend) ([]*Quarantine, error) {
+	return load(ctx, b, layout.QuarantineDir)
+}
+
+// LoadRun reads one run's quarantine.
+func LoadRun(ctx context.Context, b storage.Backend, run string) (*Quarantine, error) {
+	qs, err := load(ctx, b, layout.QuarantineRun(run))
+	if err != nil || len(qs) == 0 {
+		return &Quarantine{Run: run}, err
+	}
+	return qs[0], nil
+}
+
+func load(ctx context.Context, b storage.Backend, dir string) ([]*Quarantine, error) {
+	var mu sync.Mutex
+	runs := map[string]*Quarantine{}
+	var journals []string
+	err := b.Walk(ctx, dir, func(f storage.File) error {
+		rest, ok := strings.CutPrefix(f.Path, layout.QuarantineDir+"/")
+		if !ok || f.BadName {
+			return nil
+		}
+		run, _, _ := strings.Cut(rest, "/")
+		mu.Lock()
+		defer mu.Unlock()
+		q := runs[run]
+		if q == nil {
+			q = &Quarantine{Run: run}
+			runs[run] = q
+		}
+		if f.EmptyDir || f.Irregular {
+			return nil
+		}
+		if p, ok := layout.Unquarantined(run, f.Path); ok {
+			f.Path = p
+			q.Files = append(q.Files, f)
+		} else if f.Path == journalPath(run) {
+			journals = append(journals, run)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("listing the quarantine: %w", err)
+	}
+	for _, run := range journals {
+		data, err := b.ReadFile(ctx, journalPath(run), 64<<10)
+		if err != nil && !storage.IsNotExist(err) {
+			return nil, fmt.Errorf("reading the quarantine's journal: %w", err)
+		}
+		var j Journal
+		if err == nil && json.Unmarshal(data, &j) == nil && j.Run == run {
+			runs[run].Journal = &j
+		}
+	}
+	out := make([]*Quarantine, 0, len(runs))
+	for _, q := range runs {
+		out = append(out, q)
+	}
+	sort.Slice(out, func(i, k int) bool { return out[i].Run < out[k].Run })
+	return out, nil
+}
+
+// MarkVerified records that only the purge of q remains.
+func MarkVerified(ctx context.Context, b storage.Backend, q *Quarantine) error {
+	w, ok := b.(storage.Writer)
+	if !ok || q.Journal == nil {
+		return nil
+	}
+	j := *q.Journal
+	j.Verified = true
+	return write(ctx, w, &j)
+}
+
+// Purge deletes a run's quarantine: its content first, its journal last, so that a
+// journal always describes what is left.
+func Purge(ctx context.Context, b storage.Backend, run string) error {
+	dir := layout.QuarantineRun(run)
+	if err := b.Delete(ctx, []storage.Unit{{Dir: dir + "/" + layout.V2Dir}}); err != nil {
+		return fmt.Errorf("purging the quarantine: %w", err)
+	}
+	if err := b.Delete(ctx, []storage.Unit{{Dir: dir}}); err != nil {
+		return fmt.Errorf("purging the quarantine: %w", err)
+	}
+	// The now empty parents go too, so that a registry without pending quarantine
+	// shows none (object stores have no directories: a no-op).
+	return b.PruneDirs(ctx, []string{layout.QuarantineDir, layout.ToolDir})
+}
+
+// ErrBlind says a verification met something it cannot read or understand: it put
+// back the whole quarantine rather than guess.
+var ErrBlind = errors.New("verification could not tell what the registry needs")

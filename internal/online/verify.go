@@ -1,0 +1,336 @@
+package online
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/clean-registry/clean-registry/internal/layout"
+	"github.com/clean-registry/clean-registry/internal/manifest"
+	"github.com/clean-registry/clean-registry/internal/storage"
+	"golang.org/x/sync/errgroup"
+)
+
+type repoDigest struct {
+	repo string
+	d    layout.Digest
+}
+
+type repoTag struct{ repo, tag string }
+
+// contents is what a quarantine holds, by kind.
+type contents struct {
+	blobs     map[layout.Digest]bool
+	revisions map[repoDigest]bool
+	layers    map[repoDigest]bool
+	tags      map[repoTag]bool
+}
+
+func newContents(files []storage.File) *contents {
+	c := &contents{blobs: map[layout.Digest]bool{}, revisions: map[repoDigest]bool{},
+		layers: map[repoDigest]bool{}, tags: map[repoTag]bool{}}
+	for _, f := range files {
+		info := layout.Classify(f.Path)
+		switch info.Kind {
+		case layout.KindBlobData:
+			c.blobs[info.Digest] = true
+		case layout.KindRevisionLink:
+			c.revisions[repoDigest{info.Repo, info.Digest}] = true
+		case layout.KindLayerLink:
+			c.layers[repoDigest{info.Repo, info.Digest}] = true
+		case layout.KindTagCurrentLink:
+			c.tags[repoTag{info.Repo, info.Tag}] = true
+		}
+	}
+	return c
+}
+
+// live is what the registry serves now, as far as a verification needs it.
+type live struct {
+	// revisions and tags (their current links) with their times; a zero time is
+	// not known yet.
+	revisions map[repoDigest]time.Time
+	tags      map[repoTag]time.Time
+	// layers are the live layer links that name a quarantined blob or stand where a
+	// quarantined layer link stood.
+	layers map[repoDigest]bool
+}
+
+// Item is one file to put back, and why.
+type Item struct {
+	Kind   layout.Kind
+	Repo   string
+	Tag    string
+	Digest layout.Digest
+	Why    string
+	// path is set for items that are whole files of the quarantine (a blind
+	// verification's), whatever their kind.
+	path string
+}
+
+// Path is the item's storage path.
+func (it Item) Path() string {
+	if it.path != "" {
+		return it.path
+	}
+	switch it.Kind {
+	case layout.KindBlobData:
+		return layout.BlobData(it.Digest)
+	case layout.KindRevisionLink:
+		return layout.RevisionLink(it.Repo, it.Digest)
+	case layout.KindLayerLink:
+		return layout.LayerLink(it.Repo, it.Digest)
+	case layout.KindTagCurrentLink:
+		return layout.TagCurrentLink(it.Repo, it.Tag)
+	}
+	return ""
+}
+
+// Subject names the item for humans, as deletions are named.
+func (it Item) Subject() string {
+	switch it.Kind {
+	case layout.KindBlobData:
+		return it.Digest.String()
+	case layout.KindTagCurrentLink:
+		return it.Repo + ":" + it.Tag
+	}
+	return it.Repo + "@" + it.Digest.String()
+}
+
+// KindName is the item's kind as the plan names deletions.
+func (it Item) KindName() string {
+	switch it.Kind {
+	case layout.KindBlobData:
+		return "blob"
+	case layout.KindRevisionLink:
+		return "revision"
+	case layout.KindLayerLink:
+		return "layer-link"
+	case layout.KindTagCurrentLink:
+		return "tag"
+	}
+	return "file"
+}
+
+// needed decides what of a quarantine the live registry needs back: everything a
+// manifest needs for a pull (its revision link, its blob, its config and layers with
+// their layer links, its children, recursively), for every manifest the registry
+// may have acknowledged since the run began: revisions written since, revisions and
+// tags written again after the run moved them, manifests whose blob the run moved,
+// tags that point somewhere new. A live layer link to a quarantined blob brings the
+// blob back too: a push is under way. target reads a tag's current link; read
+// reads a manifest (live or from the quarantine). A manifest or tag that cannot be
+// read or understood makes the answer ErrBlind: the caller puts everything back.
+func needed(q *contents, lv *live, since time.Time,
+	target func(repoTag) (layout.Digest, error),
+	read func(layout.Digest) (*manifest.Manifest, error)) ([]Item, error) {
+
+	var out []Item
+	seen := map[Item]bool{}
+	add := func(it Item) {
+		key := it
+		key.Why = ""
+		if !seen[key] {
+			seen[key] = true
+			out = append(out, it)
+		}
+	}
+	visited := map[repoDigest]bool{}
+	var visit func(rd repoDigest, why string) error
+	visit = func(rd repoDigest, why string) error {
+		if visited[rd] {
+			return nil
+		}
+		visited[rd] = true
+		if _, ok := lv.revisions[rd]; !ok && q.revisions[rd] {
+			add(Item{Kind: layout.KindRevisionLink, Repo: rd.repo, Digest: rd.d, Why: why})
+		}
+		if q.blobs[rd.d] {
+			add(Item{Kind: layout.KindBlobData, Digest: rd.d, Why: why})
+		}
+		m, err := read(rd.d)
+		if storage.IsNotExist(err) {
+			return nil // nothing of it anywhere: a push that failed, or damage the scan reports
+		}
+		if err != nil {
+			return fmt.Errorf("%w: manifest %s of %s: %v", ErrBlind, rd.d, rd.repo, err)
+		}
+		for _, b := range m.Blobs {
+			if q.blobs[b] {
+				add(Item{Kind: layout.KindBlobData, Digest: b, Why: why})
+			}
+			if l := (repoDigest{rd.repo, b}); q.layers[l] && !lv.layers[l] {
+				add(Item{Kind: layout.KindLayerLink, Repo: rd.repo, Digest: b, Why: why})
+			}
+		}
+		for _, c := range m.Children {
+			if err := visit(repoDigest{rd.repo, c}, why); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+
+	// Roots in a fixed order, so that the same state gives the same answer.
+	revs := sortedKeys(lv.revisions, func(a, b repoDigest) int { return cmpRepoDigest(a, b) })
+	for _, rd := range revs {
+		t := lv.revisions[rd]
+		var why string
+		switch {
+		case t.IsZero() || !t.Before(since):
+			why = "needed by " + rd.repo + "@" + rd.d.String() + ", pushed during the run"
+		case q.revisions[rd]:
+			why = "needed by " + rd.repo + "@" + rd.d.String() + ", pushed again during the run"
+		case q.blobs[rd.d]:
+			why = "needed by " + rd.repo + "@" + rd.d.String() + ", whose manifest the run had moved"
+		default:
+			continue
+		}
+		if err := visit(rd, why); err != nil {
+			return nil, err
+		}
+	}
+	tags := sortedKeys(lv.tags, func(a, b repoTag) int {
+		if a.repo != b.repo {
+			return cmpString(a.repo, b.repo)
+		}
+		return cmpString(a.tag, b.tag)
+	})
+	for _, rt := range tags {
+		t := lv.tags[rt]
+		if !t.IsZero() && t.Before(since) && !q.tags[rt] {
+			continue
+		}
+		d, err := target(rt)
+		if storage.IsNotExist(err) {
+			continue // deleted meanwhile
+		}
+		if err != nil {
+			return nil, fmt.Errorf("%w: tag %s:%s: %v", ErrBlind, rt.repo, rt.tag, err)
+		}
+		if err := visit(repoDigest{rt.repo, d}, "needed by "+rt.repo+":"+rt.tag+", pushed during the run"); err != nil {
+			return nil, err
+		}
+	}
+	layers := sortedKeys(lv.layers, func(a, b repoDigest) int { return cmpRepoDigest(a, b) })
+	for _, l := range layers {
+		if q.blobs[l.d] {
+			add(Item{Kind: layout.KindBlobData, Digest: l.d, Why: "linked into " + l.repo + " during the run: a push is under way"})
+		}
+	}
+	return out, nil
+}
+
+func cmpString(a, b string) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+func cmpRepoDigest(a, b repoDigest) int {
+	if a.repo != b.repo {
+		return cmpString(a.repo, b.repo)
+	}
+	return slices.Compare(a.d[:], b.d[:])
+}
+
+func sortedKeys[K comparable, V any](m map[K]V, cmp func(a, b K) int) []K {
+	keys := make([]K, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.SortFunc(keys, cmp)
+	return keys
+}
+
+// scanLive lists what the registry serves now: every revision and tag, and the layer
+// links that matter to q, with the times the verification compares with since.
+func scanLive(ctx context.Context, b storage.Backend, q *contents, jobs int) (*live, error) {
+	lv := &live{revisions: map[repoDigest]time.Time{}, tags: map[repoTag]time.Time{}, layers: map[repoDigest]bool{}}
+	var mu sync.Mutex
+	visit := func(f storage.File) error {
+		if f.BadName || f.Irregular || f.EmptyDir {
+			return nil
+		}
+		info := layout.Classify(f.Path)
+		mu.Lock()
+		defer mu.Unlock()
+		switch info.Kind {
+		case layout.KindRevisionLink:
+			lv.revisions[repoDigest{info.Repo, info.Digest}] = f.ModTime
+		case layout.KindTagCurrentLink:
+			lv.tags[repoTag{info.Repo, info.Tag}] = f.ModTime
+		case layout.KindLayerLink:
+			if rd := (repoDigest{info.Repo, info.Digest}); q.blobs[info.Digest] || q.layers[rd] {
+				lv.layers[rd] = true
+			}
+		}
+		return nil
+	}
+	var err error
+	if lw, ok := b.(storage.LeafWalker); ok {
+		err = lw.WalkLeaves(ctx, layout.RepositoriesDir, layout.LeafFile, visit)
+	} else {
+		err = b.Walk(ctx, layout.RepositoriesDir, visit)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("listing the repositories: %w", err)
+	}
+	// A filesystem walk gives no times: stat the links whose time decides. A link
+	// gone meanwhile was deleted (the registry's API) or is being written: a missing
+	// revision link counts as new, a missing tag as gone.
+	type stat struct {
+		path string
+		rev  repoDigest
+		tag  repoTag
+		time time.Time
+		gone bool
+	}
+	var stats []stat
+	for rd, t := range lv.revisions {
+		if t.IsZero() {
+			stats = append(stats, stat{path: layout.RevisionLink(rd.repo, rd.d), rev: rd})
+		}
+	}
+	for rt, t := range lv.tags {
+		if t.IsZero() {
+			stats = append(stats, stat{path: layout.TagCurrentLink(rt.repo, rt.tag), tag: rt})
+		}
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(max(jobs, 1))
+	for i := range stats {
+		g.Go(func() error {
+			f, err := b.Stat(gctx, stats[i].path)
+			switch {
+			case storage.IsNotExist(err):
+				stats[i].gone = true
+			case err != nil:
+				return err
+			default:
+				stats[i].time = f.ModTime
+			}
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, fmt.Errorf("reading the times of links: %w", err)
+	}
+	for _, s := range stats {
+		switch {
+		case s.tag.tag == "":
+			lv.revisions[s.rev] = s.time // zero when gone: counts as new
+		case s.gone:
+			delete(lv.tags, s.tag)
+		default:
+			lv.tags[s.tag] = s.time
+		}
+	}
+	return lv, nil
+}
