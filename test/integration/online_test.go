@@ -15,7 +15,7 @@ import (
 
 // onlineReport is the part of an online run's --json report the tests read.
 type onlineReport struct {
-	Completed bool           `json:"completed"`
+	Completed bool        `json:"completed"`
 	Online    *rpt.Online `json:"online"`
 }
 
