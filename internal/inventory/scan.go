@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"path"
 	"strconv"
 	"strings"
 	"time"
@@ -108,6 +109,11 @@ func (s *scanner) visit(ctx context.Context, f storage.File) error {
 		}
 	}
 
+	if storage.IsNotExist(linkErr) && s.vanished(ctx, f.Path) {
+		// Deleted under the scan (a live registry's API, an upload completing): taken
+		// as it is now, gone.
+		return nil
+	}
 	if storage.IsNotExist(linkErr) {
 		// A leaf directory read without listing has no link file: what a crash between
 		// a link's unlink and its directory's removal leaves (or a file vanished under
@@ -192,6 +198,13 @@ func (s *scanner) visit(ctx context.Context, f storage.File) error {
 // blob deletion and keeps its repository whole; where it cannot (layout.CanHideReference),
 // it is reported and otherwise ignored, so that one stray entry does not stop the
 // cleaning of a whole registry.
+// vanished reports whether the directory of a file that could not be read is gone
+// too: the file was deleted while the scan ran, not left half-deleted by a crash.
+func (s *scanner) vanished(ctx context.Context, file string) bool {
+	ok, err := s.b.DirExists(ctx, path.Dir(file))
+	return err == nil && !ok
+}
+
 func (s *scanner) unreadable(f storage.File, info layout.PathInfo) {
 	bld := s.build
 	bld.File()

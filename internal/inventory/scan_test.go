@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"os"
+	"path"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -248,5 +249,53 @@ func TestScanOversizedManifest(t *testing.T) {
 	}
 	if inv.Repos["a"].Opaque == "" || problems(inv)[BadManifest] != 1 {
 		t.Fatalf("opaque = %q, problems = %+v", inv.Repos["a"].Opaque, inv.Problems)
+	}
+}
+
+// vanishing removes a directory just before the scan reads the file in it, as a
+// live registry's API or a completing upload does.
+type vanishing struct {
+	*fs.Backend
+	root string
+	dirs map[string]string // the directory of the file read -> the directory removed
+}
+
+func (v vanishing) ReadFile(ctx context.Context, p string, limit int64) ([]byte, error) {
+	if dir, ok := v.dirs[path.Dir(p)]; ok {
+		os.RemoveAll(filepath.Join(v.root, filepath.FromSlash(dir)))
+	}
+	return v.Backend.ReadFile(ctx, p, limit)
+}
+
+// Links deleted under the scan are taken as gone: no problem, nothing recorded.
+// A link directory left without its link (a crash) is still a problem.
+func TestScanTakesVanishedLinksAsGone(t *testing.T) {
+	root := t.TempDir()
+	tr := tree{t, root}
+	m := tr.blob(`{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"digest":"sha256:` +
+		strings.Repeat("a", 64) + `","size":1},"layers":[]}`)
+	tr.link(layout.RevisionDir("app", m), m)
+	tr.link(layout.TagDir("app", "gone")+"/current", m)
+	tr.link(layout.TagDir("app", "kept")+"/current", m)
+	if err := os.MkdirAll(filepath.Join(root, filepath.FromSlash(layout.RevisionDir("app", layout.Digest{1}))), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	fb, err := fs.New(root, 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := vanishing{Backend: fb, root: root, dirs: map[string]string{layout.TagDir("app", "gone") + "/current": layout.TagDir("app", "gone")}}
+	inv, err := Scan(context.Background(), b, 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := inv.Repos["app"].Tags["gone"]; ok && inv.Repos["app"].Tags["gone"].HasCurrent {
+		t.Errorf("a tag deleted under the scan has a current link")
+	}
+	if !inv.Repos["app"].Tags["kept"].HasCurrent {
+		t.Errorf("the other tag lost its current link")
+	}
+	if got := problems(inv)[MissingLink]; got != 1 {
+		t.Errorf("%d missing-link problems, want 1 (the crash's remnant, not the vanished tag): %+v", got, inv.Problems)
 	}
 }
