@@ -156,6 +156,21 @@ func (b *crashingBackend) Delete(ctx context.Context, units []storage.Unit) erro
 	return nil
 }
 
+// Move moves units until the budget runs out. A rename moves a unit whole, so a
+// crash never tears one.
+func (b *crashingBackend) Move(ctx context.Context, moves []storage.Move) error {
+	k, _ := b.take(len(moves))
+	if k > 0 {
+		if err := b.Backend.Move(ctx, moves[:k]); err != nil {
+			return err
+		}
+	}
+	if k < len(moves) {
+		return errCrash
+	}
+	return nil
+}
+
 // unlinkFiles removes every file below dir and leaves the directories.
 func (b *crashingBackend) unlinkFiles(dir string) {
 	filepath.WalkDir(filepath.Join(b.root, filepath.FromSlash(dir)), func(p string, d iofs.DirEntry, err error) error {

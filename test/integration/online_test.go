@@ -146,3 +146,22 @@ func TestOnlineVerificationPutsBack(t *testing.T) {
 	e.s.PullAll("app:1", "app:2", "app:3", "other:1")
 	e.s.Gone("junk@" + garbageD)
 }
+
+// An online run crashed at every point, moving into the quarantine, putting back or
+// purging: every kept image pulls, and the next run (which first verifies and purges
+// what the crashed one left) ends as an uninterrupted run.
+func TestOnlineCrashAtEveryPoint(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	keep := killScenario(t, e, 12)
+	crashEverywhere(t, e.root, keep, clean.Options{Grace: 0, Jobs: 4, Online: &clean.Online{}})
+}
+
+// The real process SIGKILLed all through an online run, the settle and the
+// verification included.
+func TestOnlineKillBinary(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	keep := killScenario(t, e, 16)
+	killRuns(t, e, keep, []string{"--online", "--grace", "0", "--settle", "1s", "-j", "1"})
+}
