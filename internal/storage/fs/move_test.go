@@ -43,8 +43,8 @@ func TestMove(t *testing.T) {
 	err = b.Move(context.Background(), []storage.Move{
 		{Unit: storage.Unit{Dir: "a/x", Files: []string{"link"}}, To: "q/deep/x"}, // a new destination: one rename
 		{Unit: storage.Unit{Dir: "q/y", Files: []string{"link"}}, To: "a/y"},      // into an existing one: file by file
-		{Unit: storage.Unit{Dir: "a/missing"}, To: "q/missing"},                    // gone already: moved
-		{Unit: storage.Unit{Dir: "a/z"}, To: "q/z"},                                // files not known
+		{Unit: storage.Unit{Dir: "a/missing"}, To: "q/missing"},                   // gone already: moved
+		{Unit: storage.Unit{Dir: "a/z"}, To: "q/z"},                               // files not known
 	})
 	if err != nil {
 		t.Fatal(err)
