@@ -39,7 +39,7 @@ func Verify(ctx context.Context, b storage.Backend, q *Quarantine, jobs int) (Re
 	if q.Journal != nil {
 		since = q.Journal.Since
 	}
-	lv, err := scanLive(ctx, b, c, jobs)
+	lv, err := scanLive(ctx, b, c, since, jobs)
 	if err != nil {
 		return res, err
 	}

@@ -251,7 +251,7 @@ func sortedKeys[K comparable, V any](m map[K]V, cmp func(a, b K) int) []K {
 
 // scanLive lists what the registry serves now: every revision and tag, and the layer
 // links that matter to q, with the times the verification compares with since.
-func scanLive(ctx context.Context, b storage.Backend, q *contents, jobs int) (*live, error) {
+func scanLive(ctx context.Context, b storage.Backend, q *contents, since time.Time, jobs int) (*live, error) {
 	lv := &live{revisions: map[repoDigest]time.Time{}, tags: map[repoTag]time.Time{}, layers: map[repoDigest]bool{}}
 	var mu sync.Mutex
 	visit := func(f storage.File) error {
@@ -282,55 +282,91 @@ func scanLive(ctx context.Context, b storage.Backend, q *contents, jobs int) (*l
 	if err != nil {
 		return nil, fmt.Errorf("listing the repositories: %w", err)
 	}
-	// A filesystem walk gives no times: stat the links whose time decides. A link
-	// gone meanwhile was deleted (the registry's API) or is being written: a missing
-	// revision link counts as new, a missing tag as gone.
-	type stat struct {
-		path string
-		rev  repoDigest
-		tag  repoTag
-		time time.Time
-		gone bool
-	}
-	var stats []stat
+	// A filesystem walk gives no times: stat what decides. A new revision is a new
+	// directory, which changes its parent's time: a repository whose revisions
+	// directory is older than since has no new revision, and one stat tells. Tags are
+	// rewritten in place, so each current link is stat'ed. A revision link gone
+	// meanwhile counts as new (being written), a tag gone as deleted.
+	repos := map[string]bool{}
 	for rd, t := range lv.revisions {
 		if t.IsZero() {
-			stats = append(stats, stat{path: layout.RevisionLink(rd.repo, rd.d), rev: rd})
+			repos[rd.repo] = true
 		}
 	}
+	repoList := make([]string, 0, len(repos))
+	dirs := make([]string, 0, len(repos))
+	for repo := range repos {
+		repoList = append(repoList, repo)
+		dirs = append(dirs, layout.RevisionsDir(repo)+"/sha256")
+	}
+	dirTimes, _, err := statAll(ctx, b, dirs, jobs)
+	if err != nil {
+		return nil, err
+	}
+	quiet := map[string]time.Time{}
+	for i, repo := range repoList {
+		if !dirTimes[i].IsZero() && dirTimes[i].Before(since) {
+			quiet[repo] = dirTimes[i]
+		}
+	}
+	var revs []repoDigest
+	var paths []string
+	for rd, t := range lv.revisions {
+		switch {
+		case !t.IsZero():
+		case !quiet[rd.repo].IsZero():
+			lv.revisions[rd] = quiet[rd.repo]
+		default:
+			revs = append(revs, rd)
+			paths = append(paths, layout.RevisionLink(rd.repo, rd.d))
+		}
+	}
+	var tags []repoTag
 	for rt, t := range lv.tags {
 		if t.IsZero() {
-			stats = append(stats, stat{path: layout.TagCurrentLink(rt.repo, rt.tag), tag: rt})
+			tags = append(tags, rt)
+			paths = append(paths, layout.TagCurrentLink(rt.repo, rt.tag))
 		}
 	}
+	times, gone, err := statAll(ctx, b, paths, jobs)
+	if err != nil {
+		return nil, err
+	}
+	for i, rd := range revs {
+		lv.revisions[rd] = times[i] // zero when gone: counts as new
+	}
+	for i, rt := range tags {
+		if j := len(revs) + i; gone[j] {
+			delete(lv.tags, rt)
+		} else {
+			lv.tags[rt] = times[j]
+		}
+	}
+	return lv, nil
+}
+
+// statAll stats paths in parallel: their times, and which are gone.
+func statAll(ctx context.Context, b storage.Backend, paths []string, jobs int) ([]time.Time, []bool, error) {
+	times := make([]time.Time, len(paths))
+	gone := make([]bool, len(paths))
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(max(jobs, 1))
-	for i := range stats {
+	for i, p := range paths {
 		g.Go(func() error {
-			f, err := b.Stat(gctx, stats[i].path)
+			f, err := b.Stat(gctx, p)
 			switch {
 			case storage.IsNotExist(err):
-				stats[i].gone = true
+				gone[i] = true
 			case err != nil:
 				return err
 			default:
-				stats[i].time = f.ModTime
+				times[i] = f.ModTime
 			}
 			return nil
 		})
 	}
 	if err := g.Wait(); err != nil {
-		return nil, fmt.Errorf("reading the times of links: %w", err)
+		return nil, nil, fmt.Errorf("reading the times of links: %w", err)
 	}
-	for _, s := range stats {
-		switch {
-		case s.tag.tag == "":
-			lv.revisions[s.rev] = s.time // zero when gone: counts as new
-		case s.gone:
-			delete(lv.tags, s.tag)
-		default:
-			lv.tags[s.tag] = s.time
-		}
-	}
-	return lv, nil
+	return times, gone, nil
 }
