@@ -48,6 +48,9 @@ type Options struct {
 	// deletes is first moved into a quarantine, and what the live registry turns out
 	// to need is put back before the quarantine is purged. nil: an offline run.
 	Online *Online
+	// KeepDeleted keeps what the run deletes in its trash for this long, restorable
+	// (see internal/online); zero deletes it for good.
+	KeepDeleted time.Duration
 	// Log receives one line per deletion, in plan order: as planned in a dry run, as
 	// applied (phase by phase) in a real run. nil: silent.
 	Log io.Writer
@@ -81,16 +84,18 @@ func Run(ctx context.Context, b storage.Backend, opts Options) (*report.Report, 
 	}
 	jobs := max(opts.Jobs, 1)
 	var recovered *report.Online
+	var expired []string
 	var journal *online.Journal
 	if !opts.DryRun {
 		// What an interrupted online run left in its quarantine is verified and purged
-		// first: this run's scan must see what the verification puts back.
+		// first: this run's scan must see what the verification puts back. Expired
+		// trash goes too.
 		var err error
-		if recovered, err = recoverQuarantines(ctx, b, opts, jobs); err != nil {
-			return nil, fmt.Errorf("finishing an interrupted online run: %w", err)
+		if recovered, expired, err = recoverQuarantines(ctx, b, opts, now, jobs); err != nil {
+			return nil, fmt.Errorf("finishing an interrupted run's quarantine: %w", err)
 		}
-		if opts.Online != nil {
-			if journal, err = online.Begin(ctx, b, started); err != nil {
+		if opts.Online != nil || opts.KeepDeleted > 0 {
+			if journal, err = online.Begin(ctx, b, started, opts.KeepDeleted); err != nil {
 				return nil, err
 			}
 		}
@@ -129,7 +134,8 @@ func Run(ctx context.Context, b storage.Backend, opts Options) (*report.Report, 
 
 	rep := report.New(inv, p, opts.DryRun)
 	rep.Online = recovered
-	if journal != nil {
+	rep.TrashPurged = expired
+	if journal != nil && opts.Online != nil {
 		if rep.Online == nil {
 			rep.Online = &report.Online{}
 		}
@@ -161,12 +167,17 @@ func Run(ctx context.Context, b storage.Backend, opts Options) (*report.Report, 
 		}
 		res, err = execute.Run(ctx, b, p, eopts)
 		rep.SetApplied(res)
-		if journal != nil && ctx.Err() == nil {
+		switch {
+		case journal == nil:
+		case ctx.Err() != nil:
+			rep.Notes = append(rep.Notes, "stopped before the quarantine "+journal.Run+" was verified; the next real run finishes it")
+		case opts.Online != nil:
 			// Also after a failed execution: what was moved may be needed back now,
 			// not only when a later run recovers the quarantine.
 			err = errors.Join(err, finishOnline(ctx, b, journal, *opts.Online, rep, jobs))
-		} else if journal != nil {
-			rep.Notes = append(rep.Notes, "online: stopped before the verification; the next real run verifies and purges the quarantine "+journal.Run)
+		default:
+			// Offline: nothing can have needed it meanwhile; it becomes the trash.
+			err = errors.Join(err, keepTrash(ctx, b, journal, rep))
 		}
 		if err != nil {
 			rep.Error = err.Error()

@@ -29,7 +29,7 @@ func finishOnline(ctx context.Context, b storage.Backend, j *online.Journal, o O
 			err = fmt.Errorf("the registry's blob descriptor cache: %w; everything moved is put back", err)
 			res, rerr := online.RestoreAll(ctx, b, q, err.Error())
 			recordVerification(out, res, "")
-			return errors.Join(err, rerr, purge(ctx, b, q, out))
+			return errors.Join(err, rerr, purge(ctx, b, q, out, rep))
 		}
 	}
 	if !fresh && o.Settle > 0 {
@@ -56,18 +56,23 @@ func finishOnline(ctx context.Context, b storage.Backend, j *online.Journal, o O
 			return fmt.Errorf("the registry's blob descriptor cache: %w", err)
 		}
 	}
-	return purge(ctx, b, q, out)
+	return purge(ctx, b, q, out, rep)
 }
 
-func purge(ctx context.Context, b storage.Backend, q *online.Quarantine, out *report.Online) error {
+// purge ends a verified quarantine: deleted, or kept as the run's trash (recorded
+// in rep when rep is given: this run's own).
+func purge(ctx context.Context, b storage.Backend, q *online.Quarantine, out *report.Online, rep *report.Report) error {
 	start := time.Now()
-	if err := online.MarkVerified(ctx, b, q); err != nil {
+	trash, err := online.Finish(ctx, b, q)
+	if err != nil {
 		return err
 	}
-	if err := online.Purge(ctx, b, q.Run); err != nil {
-		return err
+	if trash && rep != nil {
+		rep.Trash = &report.Trash{Run: q.Run, Expires: q.Journal.Expires, Files: len(q.Files)}
 	}
-	out.PurgeSeconds += time.Since(start).Seconds()
+	if out != nil {
+		out.PurgeSeconds += time.Since(start).Seconds()
+	}
 	return nil
 }
 
@@ -83,35 +88,64 @@ func recordVerification(out *report.Online, res online.Result, prefix string) {
 	}
 }
 
-// recoverQuarantines verifies and purges the quarantines of online runs that
-// stopped before they could (killed, or a storage error). nil when there were none.
-func recoverQuarantines(ctx context.Context, b storage.Backend, opts Options, jobs int) (*report.Online, error) {
+// keepTrash records an offline run's quarantine as its trash.
+func keepTrash(ctx context.Context, b storage.Backend, j *online.Journal, rep *report.Report) error {
+	q, err := online.LoadRun(ctx, b, j.Run)
+	if err != nil {
+		return err
+	}
+	q.Journal = j
+	return purge(ctx, b, q, nil, rep)
+}
+
+// recoverQuarantines verifies and ends the quarantines of runs that stopped before
+// they could (killed, or a storage error), and purges the trash that expired. It
+// returns what the verifications did (nil when there was nothing to verify) and
+// the expired trash it purged.
+func recoverQuarantines(ctx context.Context, b storage.Backend, opts Options, now time.Time, jobs int) (*report.Online, []string, error) {
 	qs, err := online.Load(ctx, b)
 	if err != nil || len(qs) == 0 {
-		return nil, err
+		return nil, nil, err
 	}
-	out := &report.Online{Restored: []report.Restored{}}
+	var out *report.Online
+	var expired []string
 	for _, q := range qs {
+		if q.Journal.IsTrash() {
+			if now.Before(q.Journal.Expires) {
+				continue
+			}
+			if err := online.Purge(ctx, b, q.Run); err != nil {
+				return nil, nil, err
+			}
+			expired = append(expired, q.Run)
+			continue
+		}
+		if out == nil {
+			out = &report.Online{Restored: []report.Restored{}}
+		}
+		if err := q.List(ctx, b); err != nil {
+			return nil, nil, err
+		}
 		if q.Journal == nil || !q.Journal.Verified {
 			if opts.Online != nil && opts.Online.Settle > 0 {
 				// The interrupted run's moves may be recent: let the requests that saw
 				// the moved files in place end first.
 				select {
 				case <-ctx.Done():
-					return nil, ctx.Err()
+					return nil, nil, ctx.Err()
 				case <-time.After(opts.Online.Settle):
 				}
 			}
 			res, err := online.Verify(ctx, b, q, jobs)
 			recordVerification(out, res, "interrupted run "+q.Run+": ")
 			if err != nil {
-				return nil, fmt.Errorf("verifying the quarantine %s: %w", q.Run, err)
+				return nil, nil, fmt.Errorf("verifying the quarantine %s: %w", q.Run, err)
 			}
 		}
-		if err := purge(ctx, b, q, out); err != nil {
-			return nil, err
+		if err := purge(ctx, b, q, out, nil); err != nil {
+			return nil, nil, err
 		}
 		out.Recovered = append(out.Recovered, q.Run)
 	}
-	return out, nil
+	return out, expired, nil
 }

@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path"
 	"sort"
 	"strings"
 	"sync"
@@ -38,9 +39,22 @@ type Journal struct {
 	Host  string    `json:"host"`
 	PID   int       `json:"pid"`
 	// Verified is set once the verification put back all it had to: only the purge
-	// remains.
+	// remains, or, for a run that keeps what it deletes, the wait for Expires.
 	Verified bool `json:"verified,omitempty"`
+	// Keep is how long the run keeps what it deleted in its trash (--keep-deleted);
+	// zero: purged once verified.
+	Keep time.Duration `json:"keep_ns,omitempty"`
+	// Expires is when a verified run's trash may be purged (Since, its margin back,
+	// plus Keep); zero for a run that keeps nothing.
+	Expires time.Time `json:"expires,omitzero"`
 }
+
+// IsTrash reports whether the quarantine is a verified run's trash, kept until it
+// expires, rather than the pending quarantine of an interrupted run.
+func (j *Journal) IsTrash() bool { return j != nil && j.Verified && !j.Expires.IsZero() }
+
+// Began is when the run began, on the storage's clock.
+func (j *Journal) Began() time.Time { return j.Since.Add(clockMargin) }
 
 // Dir maps a storage directory to its place in the run's quarantine.
 func (j *Journal) Dir(p string) string { return layout.Quarantined(j.Run, p) }
@@ -49,7 +63,7 @@ func journalPath(run string) string { return layout.QuarantineRun(run) + "/" + j
 
 // Begin starts a run's quarantine: it writes the journal and reads its time back,
 // so that "since" is measured on the clock that stamps the registry's writes.
-func Begin(ctx context.Context, b storage.Backend, now time.Time) (*Journal, error) {
+func Begin(ctx context.Context, b storage.Backend, now time.Time, keep time.Duration) (*Journal, error) {
 	w, ok := b.(storage.Writer)
 	if !ok {
 		return nil, fmt.Errorf("%s: this storage cannot hold a quarantine, which an online run needs", b)
@@ -64,6 +78,7 @@ func Begin(ctx context.Context, b storage.Backend, now time.Time) (*Journal, err
 		Since: now.Add(-clockMargin),
 		Host:  host,
 		PID:   os.Getpid(),
+		Keep:  keep,
 	}
 	if err := write(ctx, w, j); err != nil {
 		return nil, err
@@ -98,29 +113,60 @@ type Quarantine struct {
 	// then unknown, and everything live counts as new.
 	Journal *Journal
 	Run     string
-	// Files are the storage paths of what the quarantine holds (not its own paths).
-	Files []storage.File
+	// Files are the storage paths of what the quarantine holds (not its own paths),
+	// when Listed.
+	Files  []storage.File
+	Listed bool
 }
 
-// Load reads every run's quarantine found in the storage, oldest run first.
+// Load reads the journal of every run's quarantine found in the storage, oldest run
+// first. Where the storage can walk without listing leaf directories (a filesystem),
+// the runs' files are not listed (a long trash would cost every run a walk of it):
+// Listed tells, and LoadRun lists one run.
 func Load(ctx context.Context, b storage.Backend) ([]*Quarantine, error) {
-	return load(ctx, b, layout.QuarantineDir)
+	if lw, ok := b.(storage.LeafWalker); ok {
+		return load(ctx, b, layout.QuarantineDir, func(fn func(storage.File) error) error {
+			return lw.WalkLeaves(ctx, layout.QuarantineDir, func(dir string) string {
+				if path.Dir(dir) == layout.QuarantineDir {
+					return journalName
+				}
+				return ""
+			}, fn)
+		}, false)
+	}
+	return load(ctx, b, layout.QuarantineDir, nil, true)
 }
 
 // LoadRun reads one run's quarantine.
 func LoadRun(ctx context.Context, b storage.Backend, run string) (*Quarantine, error) {
-	qs, err := load(ctx, b, layout.QuarantineRun(run))
+	qs, err := load(ctx, b, layout.QuarantineRun(run), nil, true)
 	if err != nil || len(qs) == 0 {
-		return &Quarantine{Run: run}, err
+		return &Quarantine{Run: run, Listed: err == nil}, err
 	}
 	return qs[0], nil
 }
 
-func load(ctx context.Context, b storage.Backend, dir string) ([]*Quarantine, error) {
+// List lists q's files, once.
+func (q *Quarantine) List(ctx context.Context, b storage.Backend) error {
+	if q.Listed {
+		return nil
+	}
+	l, err := LoadRun(ctx, b, q.Run)
+	if err != nil {
+		return err
+	}
+	q.Files, q.Listed = l.Files, true
+	return nil
+}
+
+func load(ctx context.Context, b storage.Backend, dir string, walk func(func(storage.File) error) error, listed bool) ([]*Quarantine, error) {
+	if walk == nil {
+		walk = func(fn func(storage.File) error) error { return b.Walk(ctx, dir, fn) }
+	}
 	var mu sync.Mutex
 	runs := map[string]*Quarantine{}
 	var journals []string
-	err := b.Walk(ctx, dir, func(f storage.File) error {
+	err := walk(func(f storage.File) error {
 		rest, ok := strings.CutPrefix(f.Path, layout.QuarantineDir+"/")
 		if !ok || f.BadName {
 			return nil
@@ -130,7 +176,7 @@ func load(ctx context.Context, b storage.Backend, dir string) ([]*Quarantine, er
 		defer mu.Unlock()
 		q := runs[run]
 		if q == nil {
-			q = &Quarantine{Run: run}
+			q = &Quarantine{Run: run, Listed: listed}
 			runs[run] = q
 		}
 		if f.EmptyDir || f.Irregular {
@@ -165,15 +211,24 @@ func load(ctx context.Context, b storage.Backend, dir string) ([]*Quarantine, er
 	return out, nil
 }
 
-// MarkVerified records that only the purge of q remains.
-func MarkVerified(ctx context.Context, b storage.Backend, q *Quarantine) error {
-	w, ok := b.(storage.Writer)
-	if !ok || q.Journal == nil {
-		return nil
+// Finish ends a verified quarantine: purged, or, when its run keeps what it
+// deleted, recorded as trash until it expires.
+func Finish(ctx context.Context, b storage.Backend, q *Quarantine) (trash bool, err error) {
+	if w, ok := b.(storage.Writer); ok && q.Journal != nil {
+		j := *q.Journal
+		j.Verified = true
+		if j.Keep > 0 && len(q.Files) > 0 {
+			j.Expires = j.Began().Add(j.Keep)
+		}
+		if err := write(ctx, w, &j); err != nil {
+			return false, err
+		}
+		q.Journal = &j
+		if j.IsTrash() {
+			return true, nil
+		}
 	}
-	j := *q.Journal
-	j.Verified = true
-	return write(ctx, w, &j)
+	return false, Purge(ctx, b, q.Run)
 }
 
 // Purge deletes a run's quarantine: its content first, its journal last, so that a

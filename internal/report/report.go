@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/clean-registry/clean-registry/internal/execute"
 	"github.com/clean-registry/clean-registry/internal/inventory"
@@ -83,6 +84,13 @@ type Online struct {
 	RestartRequired bool `json:"restart_required"`
 }
 
+// Trash is where a run that keeps what it deletes put it.
+type Trash struct {
+	Run     string    `json:"run"`
+	Expires time.Time `json:"expires"`
+	Files   int       `json:"files"`
+}
+
 // Restored is one file an online run put back.
 type Restored struct {
 	Kind    string `json:"kind"`
@@ -122,6 +130,11 @@ type Report struct {
 	Phases Phases `json:"phases"`
 	// Online says what an online run's quarantine did; nil for an offline run.
 	Online *Online `json:"online,omitempty"`
+	// Trash says where what the run deleted waits (--keep-deleted); nil when it was
+	// deleted for good.
+	Trash *Trash `json:"trash,omitempty"`
+	// TrashPurged names the trash of earlier runs that expired and was purged.
+	TrashPurged []string `json:"trash_purged,omitempty"`
 
 	// plan is kept to stream its deletions into JSON rather than hold them twice.
 	plan *plan.Plan
