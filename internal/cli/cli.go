@@ -15,6 +15,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/clean-registry/clean-registry/internal/blobcache"
 	"github.com/clean-registry/clean-registry/internal/clean"
 	"github.com/clean-registry/clean-registry/internal/layout"
 	"github.com/clean-registry/clean-registry/internal/policy"
@@ -323,7 +324,9 @@ func parseAndRun(ctx context.Context, prog, usage string, args []string, o *opti
 	if !o.graceSet && target.quiesced {
 		grace = 0
 	}
-	return runClean(ctx, target.backend, o.cleanOptions(selectors, grace), *o, stdout, stderr)
+	opts := o.cleanOptions(selectors, grace)
+	target.onlineHooks(opts.Online)
+	return runClean(ctx, target.backend, opts, *o, stdout, stderr)
 }
 
 // cleanOptions are the options of one run, from the command line's.
@@ -345,6 +348,10 @@ func (o options) onlineOptions() *clean.Online {
 type target struct {
 	backend  storage.Backend
 	quiesced bool
+	// The registry's blob descriptor cache, when its configuration was read.
+	cache      string
+	redis      *blobcache.Redis
+	cacheKnown bool
 }
 
 func openTarget(ctx context.Context, o options) (*target, error) {
@@ -363,7 +370,38 @@ func openTarget(ctx context.Context, o options) (*target, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &target{backend: b, quiesced: st.ReadOnly}, nil
+	return &target{backend: b, quiesced: st.ReadOnly, cache: st.BlobDescriptorCache, redis: st.Redis, cacheKnown: true}, nil
+}
+
+// onlineHooks are the cache hooks of an online run on a storage given directly:
+// redis is cleared after the moves and after the verification; an in-memory cache
+// cannot be reached from here, so the report asks for a restart.
+func (t *target) onlineHooks(on *clean.Online) {
+	if on == nil {
+		return
+	}
+	switch {
+	case !t.cacheKnown:
+		on.AfterMoves = func(_ context.Context, rep *report.Report) (bool, error) {
+			rep.Notes = append(rep.Notes, "online: with --root the registry's blob descriptor cache is unknown: "+
+				"restart the registry now unless it keeps none (or give --config, and redis is cleared)")
+			return false, nil
+		}
+	case t.cache == blobcache.KindInMemory:
+		on.AfterMoves = func(_ context.Context, rep *report.Report) (bool, error) {
+			rep.Online.RestartRequired = blobcache.OutcomeOf(rep).CacheStale()
+			return false, nil
+		}
+	case t.cache == blobcache.KindRedis:
+		clearRedis := func(ctx context.Context, rep *report.Report) error {
+			if err := t.redis.Clear(ctx, blobcache.OutcomeOf(rep)); err != nil {
+				return fmt.Errorf("%w; %s", err, blobcache.Advice(t.redis))
+			}
+			return nil
+		}
+		on.AfterMoves = func(ctx context.Context, rep *report.Report) (bool, error) { return false, clearRedis(ctx, rep) }
+		on.AfterVerify = clearRedis
+	}
 }
 
 // runClean runs one cleaning of b; a real run holds the storage's lock throughout.

@@ -15,6 +15,8 @@ import (
 	"reflect"
 
 	"github.com/distribution/distribution/v3/configuration"
+
+	"github.com/clean-registry/clean-registry/internal/blobcache"
 )
 
 // DefaultRootDirectory is the filesystem driver's default rootdirectory.
@@ -29,10 +31,16 @@ type Storage struct {
 	// ReadOnly is set when the registry runs in read-only maintenance mode: nothing can
 	// be pushed, so no grace period is needed.
 	ReadOnly bool
-	// BlobDescriptorCache is the cache the registry keeps of blob descriptors
-	// ("inmemory", "redis" or "" for none): after blobs are deleted, a running
-	// registry must be restarted (or redis cleared) so it forgets them.
+	// BlobDescriptorCache is the cache the registry keeps of blob descriptors:
+	// blobcache.KindInMemory ("inmemory"), blobcache.KindRedis ("redis") or
+	// blobcache.KindNone ("": none, also for a value the registry does not know).
+	// After blobs are deleted, a running registry must be restarted (inmemory) or
+	// its redis cleared (Redis.Clear) so it forgets them.
 	BlobDescriptorCache string
+	// Redis is how the registry reaches its redis (blobcache.ParseRedis), when
+	// BlobDescriptorCache is "redis"; nil otherwise, or when the redis section
+	// cannot be read (the registry would not start with it either).
+	Redis *blobcache.Redis
 }
 
 // Load parses the config file at path. env holds "NAME=value" entries that override
@@ -54,7 +62,12 @@ func Parse(data []byte, env []string) (*Storage, error) {
 	if err != nil {
 		return nil, fmt.Errorf("registry configuration: %w", err)
 	}
-	return storageOf(cfg), nil
+	s := storageOf(cfg)
+	if s.BlobDescriptorCache == blobcache.KindRedis {
+		// An error only costs the automatic clearing: Redis.Clear then says so.
+		s.Redis, _ = blobcache.ParseRedis(data, env)
+	}
+	return s, nil
 }
 
 // storageOf extracts what clean-registry needs, reading the keys the way the
@@ -74,14 +87,13 @@ func storageOf(cfg *configuration.Configuration) *Storage {
 		}
 	}
 	// The registry keeps a blob descriptor cache only when storage.cache names one
-	// ("layerinfo" is the old name); the official images' config.yml does: inmemory.
-	if c, ok := cfg.Storage["cache"]; ok {
-		v, ok := c["blobdescriptor"]
-		if !ok {
-			v = c["layerinfo"]
-		}
-		s.BlobDescriptorCache, _ = v.(string)
+	// it knows ("layerinfo" is the old key); the official images' config.yml does:
+	// inmemory. blobcache.Parse finds the same from the file and environment.
+	v, ok := cfg.Storage["cache"]["blobdescriptor"]
+	if !ok {
+		v = cfg.Storage["cache"]["layerinfo"]
 	}
+	s.BlobDescriptorCache = blobcache.KindOf(v)
 	if s.Driver == "filesystem" {
 		if _, ok := s.Parameters["rootdirectory"]; !ok {
 			s.Parameters["rootdirectory"] = DefaultRootDirectory

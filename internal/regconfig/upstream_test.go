@@ -12,6 +12,8 @@ import (
 	"testing"
 
 	"github.com/distribution/distribution/v3/configuration"
+
+	"github.com/clean-registry/clean-registry/internal/blobcache"
 )
 
 // The configuration of the official registry image, and a fuller one.
@@ -119,8 +121,19 @@ func compareWithUpstream(t *testing.T, data string, env []string) (*Storage, err
 		if !reflect.DeepEqual(got, want) {
 			t.Fatalf("configuration differs from upstream's:\n got %#v\nwant %#v", got, want)
 		}
-		if ws := storageOf(want); !reflect.DeepEqual(st, ws) {
+		// Redis is read from the file and env (blobcache.ParseRedis), not from
+		// the configuration.
+		withoutRedis := *st
+		withoutRedis.Redis = nil
+		if ws := storageOf(want); !reflect.DeepEqual(&withoutRedis, ws) {
 			t.Fatalf("storage %+v, from upstream's configuration %+v", st, ws)
+		}
+		if (st.BlobDescriptorCache == blobcache.KindRedis) != (st.Redis != nil) {
+			t.Fatalf("cache %q with redis settings %+v", st.BlobDescriptorCache, st.Redis)
+		}
+		// blobcache.Parse, from the file and env alone, finds the same cache.
+		if kind, r, err := blobcache.Parse([]byte(data), env); err != nil || kind != st.BlobDescriptorCache || !reflect.DeepEqual(r, st.Redis) {
+			t.Fatalf("blobcache.Parse: %q, %+v, %v; the registry's configuration: %q, %+v", kind, r, err, st.BlobDescriptorCache, st.Redis)
 		}
 	}
 	return st, stErr
@@ -248,6 +261,33 @@ var upstreamCases = []struct {
 	{name: "cache section", file: fsFile,
 		env:  []string{"REGISTRY_STORAGE_CACHE={}"},
 		want: want{driver: "filesystem", root: "/var/lib/registry"}},
+	{name: "cache section null", file: fsFile,
+		env:  []string{"REGISTRY_STORAGE_CACHE=null"},
+		want: want{driver: "filesystem", root: "/var/lib/registry"}},
+	{name: "cache section with layerinfo", file: s3File,
+		env:  []string{"REGISTRY_STORAGE_CACHE={layerinfo: redis}"},
+		want: want{driver: "s3", cache: "redis"}},
+	{name: "empty blobdescriptor: no cache", file: fsFile,
+		env:  []string{"REGISTRY_STORAGE_CACHE_BLOBDESCRIPTOR="},
+		want: want{driver: "filesystem", root: "/var/lib/registry"}},
+	{name: "empty blobdescriptor hides layerinfo", file: fsFile,
+		env:  []string{"REGISTRY_STORAGE_CACHE_BLOBDESCRIPTOR=", "REGISTRY_STORAGE_CACHE_LAYERINFO=inmemory"},
+		want: want{driver: "filesystem", root: "/var/lib/registry"}},
+	{name: "unknown blobdescriptor: no cache", file: fsFile,
+		env:  []string{"REGISTRY_STORAGE_CACHE_BLOBDESCRIPTOR=Redis"},
+		want: want{driver: "filesystem", root: "/var/lib/registry"}},
+	{name: "quoted blobdescriptor", file: s3File,
+		env:  []string{"REGISTRY_STORAGE_CACHE_BLOBDESCRIPTOR='redis'"},
+		want: want{driver: "s3", cache: "redis"}},
+	{name: "blobdescriptor a mapping", file: fsFile,
+		env:  []string{"REGISTRY_STORAGE_CACHE_BLOBDESCRIPTOR_X=1"},
+		want: want{driver: "filesystem", root: "/var/lib/registry", cache: "inmemory"}},
+	{name: "blobdescriptor a mapping, not a string", file: s3File,
+		env:  []string{"REGISTRY_STORAGE_CACHE_BLOBDESCRIPTOR_X=1", "REGISTRY_STORAGE_CACHE_LAYERINFO=redis"},
+		want: want{driver: "s3"}},
+	{name: "mixed-case cache replaces the cache section", file: fsFile,
+		env:  []string{"REGISTRY_STORAGE_Cache_LAYERINFO=redis"},
+		want: want{driver: "filesystem", root: "/var/lib/registry", cache: "redis"}},
 	{name: "delete, redirect and tag are not drivers", file: fsFile,
 		env:  []string{"REGISTRY_STORAGE_DELETE_ENABLED=true", "REGISTRY_STORAGE_REDIRECT_DISABLE=true", "REGISTRY_STORAGE_TAG_CONCURRENCYLIMIT=8"},
 		want: want{driver: "filesystem", root: "/var/lib/registry", cache: "inmemory"}},
@@ -374,8 +414,14 @@ func TestRandomAgainstUpstream(t *testing.T) {
 		"REGISTRY_STORAGE_MAINTENANCE_UPLOADPURGING_ENABLED=true", "REGISTRY_STORAGE_MAINTENANCE_READONLY_ENABLED=false",
 		"REGISTRY_STORAGE_CACHE_BLOBDESCRIPTORSIZE=100", "REGISTRY_AUTH=htpasswd", "REGISTRY_REDIS={addrs: [r:1]}",
 		"REGISTRY_MIDDLEWARE={}", "REGISTRY_NOTIFICATIONS_ENDPOINTS=[]", "REGISTRY_LOG_FIELDS={a: 1}",
+		"REGISTRY_STORAGE_CACHE_BLOBDESCRIPTOR=inmemory", "REGISTRY_STORAGE_CACHE_BLOBDESCRIPTOR=", "REGISTRY_STORAGE_CACHE_BLOBDESCRIPTOR=x",
+		"REGISTRY_STORAGE_CACHE_LAYERINFO=redis", "REGISTRY_STORAGE_CACHE={blobdescriptor: redis}", "REGISTRY_STORAGE_CACHE=",
+		"REGISTRY_STORAGE_Cache_BLOBDESCRIPTOR=redis", "REGISTRY_STORAGE_CACHE_BLOBDESCRIPTOR_A=1", "REGISTRY_STORAGE_CACHE_LAYERINFO_A=1",
+		"REGISTRY_STORAGE={filesystem: {}, cache: {layerinfo: inmemory}}", "REGISTRY_STORAGE=", "REGISTRY_STORAGE_CACHE_=x",
 	)
-	files := []string{fsFile, s3File, noStorageFile, "version: 0.1\nstorage: inmemory\n"}
+	files := []string{fsFile, s3File, noStorageFile, "version: 0.1\nstorage: inmemory\n",
+		"version: 0.1\nstorage:\n  filesystem: {}\n  cache:\n    layerinfo: redis\nredis:\n  addrs: [r:6379]\n",
+		"version: 0.1\nstorage:\n  inmemory:\n  cache:\n"}
 	rng := rand.New(rand.NewPCG(1, 2))
 	for i := range 1500 {
 		file := files[rng.IntN(len(files))]

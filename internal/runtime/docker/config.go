@@ -7,11 +7,9 @@ import (
 	"fmt"
 	"io"
 	"path"
-	"strconv"
 	"strings"
 
 	cerrdefs "github.com/containerd/errdefs"
-	"go.yaml.in/yaml/v2"
 )
 
 // Where registry images keep their configuration: distribution v3's image, then
@@ -113,77 +111,4 @@ func firstTarFile(r io.Reader) (data []byte, link string, err error) {
 	}
 	data, err = io.ReadAll(tr)
 	return data, "", err
-}
-
-// RedisSettings is what reaching the registry's redis takes.
-type RedisSettings struct {
-	Addrs      []string
-	MasterName string
-	Username   string
-	Password   string
-	DB         int
-	// TLS is set when the registry talks TLS to redis (not supported here).
-	TLS bool
-}
-
-// redisSettings reads the registry's redis section the way the registry does (v3's
-// addrs list, v2's single addr), with its REGISTRY_REDIS_* overrides.
-func redisSettings(data []byte, env []string) (*RedisSettings, error) {
-	var doc struct {
-		Redis map[string]any `yaml:"redis"`
-	}
-	if err := yaml.Unmarshal(data, &doc); err != nil {
-		return nil, err
-	}
-	section := doc.Redis
-	if section == nil {
-		section = map[string]any{}
-	}
-	for _, kv := range env {
-		k, v, _ := strings.Cut(kv, "=")
-		field, ok := strings.CutPrefix(k, "REGISTRY_REDIS_")
-		if !ok || strings.Contains(field, "_") {
-			continue
-		}
-		var parsed any
-		if yaml.Unmarshal([]byte(v), &parsed) != nil {
-			parsed = v
-		}
-		section[strings.ToLower(field)] = parsed
-	}
-	s := &RedisSettings{}
-	switch a := section["addrs"].(type) {
-	case []any:
-		for _, x := range a {
-			s.Addrs = append(s.Addrs, fmt.Sprint(x))
-		}
-	case string:
-		s.Addrs = strings.Split(a, ",")
-	}
-	if a, ok := section["addr"].(string); ok && len(s.Addrs) == 0 {
-		s.Addrs = []string{a}
-	}
-	if v, ok := section["mastername"]; ok {
-		s.MasterName = fmt.Sprint(v)
-	}
-	if v, ok := section["username"]; ok {
-		s.Username = fmt.Sprint(v)
-	}
-	if v, ok := section["password"]; ok {
-		s.Password = fmt.Sprint(v)
-	}
-	if v, ok := section["db"]; ok {
-		n, err := strconv.Atoi(fmt.Sprint(v))
-		if err != nil {
-			return nil, fmt.Errorf("redis db %v: %w", v, err)
-		}
-		s.DB = n
-	}
-	if t, ok := section["tls"].(map[any]any); ok {
-		s.TLS = len(t) > 0
-		if en, ok := t["enabled"].(bool); ok {
-			s.TLS = en
-		}
-	}
-	return s, nil
 }

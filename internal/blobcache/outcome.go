@@ -1,4 +1,10 @@
-package docker
+// Package blobcache is what clean-registry knows of a running registry's blob
+// descriptor cache: which cache the registry's configuration makes it keep
+// (Parse), what a run deleted that the cache may still claim (Outcome), and how
+// to clear a redis cache of it (Redis.Clear) or what to tell the user when that
+// fails (Advice). An in-memory cache can only be emptied by restarting the
+// registry.
+package blobcache
 
 import (
 	"sort"

@@ -1,4 +1,4 @@
-package docker
+package blobcache
 
 import (
 	"context"
@@ -10,15 +10,32 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// clearRedis removes what the registry's redis blob descriptor cache holds of the
-// deleted digests, under the keys distribution's redis cache uses:
-// blobs::<digest> (global descriptors), repository::<repo>::blobs (the set of a
-// repository's digests) and repository::<repo>::blobs::<digest> (its descriptors).
-func clearRedis(ctx context.Context, s *RedisSettings, o Outcome) error {
+// Redis is what reaching the registry's redis takes.
+type Redis struct {
+	Addrs      []string
+	MasterName string
+	Username   string
+	Password   string
+	DB         int
+	// TLS is set when the registry talks TLS to redis (not supported here).
+	TLS bool
+}
+
+// Clear removes what the registry's redis blob descriptor cache holds of what o
+// deleted, under the keys distribution's redis cache uses: blobs::<digest> (global
+// descriptors), repository::<repo>::blobs (the set of a repository's digests) and
+// repository::<repo>::blobs::<digest> (its descriptors). A deleted blob leaves
+// every repository's set; a removed repository loses all its keys; a lost link
+// leaves its repository's set. An outcome that deleted nothing needs no redis: Clear
+// then returns nil at once. It fails on a nil r or one without address, on TLS, and
+// on an Unknown outcome (see Advice).
+func (r *Redis) Clear(ctx context.Context, o Outcome) error {
 	switch {
-	case s == nil || len(s.Addrs) == 0:
+	case !o.CacheStale():
+		return nil
+	case r == nil || len(r.Addrs) == 0:
 		return errors.New("no redis address found in the registry's configuration")
-	case s.TLS:
+	case r.TLS:
 		return errors.New("the registry talks TLS to redis, which clean-registry does not")
 	case o.Unknown:
 		return errors.New("the run ended without saying what it deleted")
@@ -26,11 +43,11 @@ func clearRedis(ctx context.Context, s *RedisSettings, o Outcome) error {
 	ctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
 	rc := redis.NewUniversalClient(&redis.UniversalOptions{
-		Addrs:        s.Addrs,
-		MasterName:   s.MasterName,
-		Username:     s.Username,
-		Password:     s.Password,
-		DB:           s.DB,
+		Addrs:        r.Addrs,
+		MasterName:   r.MasterName,
+		Username:     r.Username,
+		Password:     r.Password,
+		DB:           r.DB,
 		DialTimeout:  5 * time.Second,
 		ReadTimeout:  10 * time.Second,
 		WriteTimeout: 10 * time.Second,
@@ -38,7 +55,7 @@ func clearRedis(ctx context.Context, s *RedisSettings, o Outcome) error {
 	})
 	defer rc.Close()
 	if err := rc.Ping(ctx).Err(); err != nil {
-		return fmt.Errorf("redis at %s: %w", strings.Join(s.Addrs, ","), err)
+		return fmt.Errorf("redis at %s: %w", strings.Join(r.Addrs, ","), err)
 	}
 	pipe := rc.Pipeline()
 	for _, d := range o.Blobs {
@@ -108,11 +125,12 @@ func scanKeys(ctx context.Context, rc redis.UniversalClient, pattern string) ([]
 	return keys, scan(ctx, rc)
 }
 
-// redisAdvice says what to do by hand when the cache could not be cleared.
-func redisAdvice(s *RedisSettings) string {
+// Advice says what to do by hand when the cache could not be cleared; r may be
+// nil.
+func Advice(r *Redis) string {
 	addr, db := "?", 0
-	if s != nil {
-		addr, db = strings.Join(s.Addrs, ","), s.DB
+	if r != nil {
+		addr, db = strings.Join(r.Addrs, ","), r.DB
 	}
 	return fmt.Sprintf("flush the registry's redis cache (redis %s, database %d: FLUSHDB when it caches nothing else, "+
 		"else delete the keys blobs::<digest> and repository::<name>::blobs* of the deleted digests), "+
