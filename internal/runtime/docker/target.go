@@ -16,6 +16,7 @@ import (
 	"github.com/docker/docker/api/types/mount"
 	"github.com/docker/docker/api/types/swarm"
 
+	"github.com/clean-registry/clean-registry/internal/blobcache"
 	"github.com/clean-registry/clean-registry/internal/regconfig"
 )
 
@@ -56,15 +57,16 @@ type Container struct {
 	ReadOnly bool
 	// Cache is the registry's blob descriptor cache: "inmemory", "redis" or "".
 	Cache string
-	// Redis is how the registry reaches its redis, when Cache is "redis".
-	Redis *RedisSettings
+	// Redis is how the registry reaches its redis, when Cache is "redis" (nil when
+	// its configuration's redis section could not be read).
+	Redis *blobcache.Redis
 }
 
 // Storage is the registry's storage as the registry sees it, and for the filesystem
 // driver, where this process reaches it.
 type Storage struct {
 	// Driver, Parameters (the full driver configuration, as the registry reads it),
-	// ReadOnly, BlobDescriptorCache.
+	// ReadOnly, BlobDescriptorCache, Redis.
 	*regconfig.Storage
 	// Root is the filesystem driver's root directory as this process reaches it.
 	Root string
@@ -73,7 +75,6 @@ type Storage struct {
 	// ContainerRoot is the rootdirectory as the registry sees it ("" when only a
 	// volume is known).
 	ContainerRoot string
-	redis         *RedisSettings
 }
 
 // Registry is a resolved target: the containers to quiesce and the storage to clean.
@@ -282,7 +283,7 @@ func memberOf(ctr container.InspectResponse, st *Storage) Container {
 		m.ServiceName = ctr.Config.Labels["com.docker.swarm.service.name"]
 	}
 	if st != nil {
-		m.Registry, m.ReadOnly, m.Cache, m.Redis = true, st.ReadOnly, st.BlobDescriptorCache, st.redis
+		m.Registry, m.ReadOnly, m.Cache, m.Redis = true, st.ReadOnly, st.BlobDescriptorCache, st.Redis
 	}
 	return m
 }
@@ -317,11 +318,6 @@ func (c *Client) containerStorage(ctx context.Context, ctr container.InspectResp
 		return nil, fmt.Errorf("container %s: %w", name, err)
 	}
 	st := &Storage{Storage: rs}
-	if rs.BlobDescriptorCache == "redis" {
-		// Errors here only cost the automatic clearing; restore says so.
-		r, _ := redisSettings(data, env)
-		st.redis = r
-	}
 	if rs.Driver != "filesystem" {
 		return st, nil
 	}
