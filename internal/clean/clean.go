@@ -103,7 +103,7 @@ func Run(ctx context.Context, b storage.Backend, opts Options) (*report.Report, 
 	inv, err := inventory.Scan(ctx, b, jobs)
 	if err != nil {
 		if journal != nil {
-			err = errors.Join(err, online.Purge(context.WithoutCancel(ctx), b, journal.Run))
+			err = errors.Join(err, online.Purge(context.WithoutCancel(ctx), b, &online.Quarantine{Run: journal.Run}, jobs))
 		}
 		return nil, err
 	}
@@ -177,7 +177,7 @@ func Run(ctx context.Context, b storage.Backend, opts Options) (*report.Report, 
 			err = errors.Join(err, finishOnline(ctx, b, journal, *opts.Online, rep, jobs))
 		default:
 			// Offline: nothing can have needed it meanwhile; it becomes the trash.
-			err = errors.Join(err, keepTrash(ctx, b, journal, rep))
+			err = errors.Join(err, keepTrash(ctx, b, journal, rep, jobs))
 		}
 		if err != nil {
 			rep.Error = err.Error()

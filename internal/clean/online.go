@@ -29,7 +29,7 @@ func finishOnline(ctx context.Context, b storage.Backend, j *online.Journal, o O
 			err = fmt.Errorf("the registry's blob descriptor cache: %w; everything moved is put back", err)
 			res, rerr := online.RestoreAll(ctx, b, q, err.Error())
 			recordVerification(out, res, "")
-			return errors.Join(err, rerr, purge(ctx, b, q, out, rep))
+			return errors.Join(err, rerr, purge(ctx, b, q, out, rep, jobs))
 		}
 	}
 	if !fresh && o.Settle > 0 {
@@ -56,14 +56,14 @@ func finishOnline(ctx context.Context, b storage.Backend, j *online.Journal, o O
 			return fmt.Errorf("the registry's blob descriptor cache: %w", err)
 		}
 	}
-	return purge(ctx, b, q, out, rep)
+	return purge(ctx, b, q, out, rep, jobs)
 }
 
 // purge ends a verified quarantine: deleted, or kept as the run's trash (recorded
 // in rep when rep is given: this run's own).
-func purge(ctx context.Context, b storage.Backend, q *online.Quarantine, out *report.Online, rep *report.Report) error {
+func purge(ctx context.Context, b storage.Backend, q *online.Quarantine, out *report.Online, rep *report.Report, jobs int) error {
 	start := time.Now()
-	trash, err := online.Finish(ctx, b, q)
+	trash, err := online.Finish(ctx, b, q, jobs)
 	if err != nil {
 		return err
 	}
@@ -89,13 +89,13 @@ func recordVerification(out *report.Online, res online.Result, prefix string) {
 }
 
 // keepTrash records an offline run's quarantine as its trash.
-func keepTrash(ctx context.Context, b storage.Backend, j *online.Journal, rep *report.Report) error {
+func keepTrash(ctx context.Context, b storage.Backend, j *online.Journal, rep *report.Report, jobs int) error {
 	q, err := online.LoadRun(ctx, b, j.Run)
 	if err != nil {
 		return err
 	}
 	q.Journal = j
-	return purge(ctx, b, q, nil, rep)
+	return purge(ctx, b, q, nil, rep, jobs)
 }
 
 // recoverQuarantines verifies and ends the quarantines of runs that stopped before
@@ -114,7 +114,10 @@ func recoverQuarantines(ctx context.Context, b storage.Backend, opts Options, no
 			if now.Before(q.Journal.Expires) {
 				continue
 			}
-			if err := online.Purge(ctx, b, q.Run); err != nil {
+			if err := q.List(ctx, b); err != nil {
+				return nil, nil, err
+			}
+			if err := online.Purge(ctx, b, q, jobs); err != nil {
 				return nil, nil, err
 			}
 			expired = append(expired, q.Run)
@@ -142,7 +145,7 @@ func recoverQuarantines(ctx context.Context, b storage.Backend, opts Options, no
 				return nil, nil, fmt.Errorf("verifying the quarantine %s: %w", q.Run, err)
 			}
 		}
-		if err := purge(ctx, b, q, out, nil); err != nil {
+		if err := purge(ctx, b, q, out, nil, jobs); err != nil {
 			return nil, nil, err
 		}
 		out.Recovered = append(out.Recovered, q.Run)

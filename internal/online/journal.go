@@ -22,6 +22,7 @@ import (
 
 	"github.com/clean-registry/clean-registry/internal/layout"
 	"github.com/clean-registry/clean-registry/internal/storage"
+	"golang.org/x/sync/errgroup"
 )
 
 // clockMargin widens "written since the run began" for the resolution of the
@@ -139,7 +140,20 @@ func Load(ctx context.Context, b storage.Backend) ([]*Quarantine, error) {
 
 // LoadRun reads one run's quarantine.
 func LoadRun(ctx context.Context, b storage.Backend, run string) (*Quarantine, error) {
-	qs, err := load(ctx, b, layout.QuarantineRun(run), nil, true)
+	dir := layout.QuarantineRun(run)
+	var walk func(func(storage.File) error) error
+	if lw, ok := b.(storage.LeafWalker); ok {
+		// The quarantine mirrors the layout: its leaf directories are the layout's.
+		walk = func(fn func(storage.File) error) error {
+			return lw.WalkLeaves(ctx, dir, func(d string) string {
+				if p, ok := strings.CutPrefix(d, dir+"/"); ok {
+					return layout.LeafFile(p)
+				}
+				return ""
+			}, fn)
+		}
+	}
+	qs, err := load(ctx, b, dir, walk, true)
 	if err != nil || len(qs) == 0 {
 		return &Quarantine{Run: run, Listed: err == nil}, err
 	}
@@ -213,7 +227,7 @@ func load(ctx context.Context, b storage.Backend, dir string, walk func(func(sto
 
 // Finish ends a verified quarantine: purged, or, when its run keeps what it
 // deleted, recorded as trash until it expires.
-func Finish(ctx context.Context, b storage.Backend, q *Quarantine) (trash bool, err error) {
+func Finish(ctx context.Context, b storage.Backend, q *Quarantine, jobs int) (trash bool, err error) {
 	if w, ok := b.(storage.Writer); ok && q.Journal != nil {
 		j := *q.Journal
 		j.Verified = true
@@ -228,21 +242,40 @@ func Finish(ctx context.Context, b storage.Backend, q *Quarantine) (trash bool, 
 			return true, nil
 		}
 	}
-	return false, Purge(ctx, b, q.Run)
+	return false, Purge(ctx, b, q, jobs)
 }
 
-// Purge deletes a run's quarantine: its content first, its journal last, so that a
-// journal always describes what is left.
-func Purge(ctx context.Context, b storage.Backend, run string) error {
-	dir := layout.QuarantineRun(run)
+// Purge deletes a run's quarantine: its files first, in parallel batches as a
+// run's deletions go (when q is listed), then what is left of its directories, its
+// journal last, so that a journal always describes what is left.
+func Purge(ctx context.Context, b storage.Backend, q *Quarantine, jobs int) error {
+	if q.Listed && len(q.Files) > 0 {
+		const batch = 1000
+		g, gctx := errgroup.WithContext(ctx)
+		g.SetLimit(max(jobs, 1))
+		for start := 0; start < len(q.Files); start += batch {
+			files := q.Files[start:min(start+batch, len(q.Files))]
+			g.Go(func() error {
+				units := make([]storage.Unit, len(files))
+				for i, f := range files {
+					units[i] = storage.Unit{Dir: layout.Quarantined(q.Run, path.Dir(f.Path)), Files: []string{path.Base(f.Path)}}
+				}
+				return b.Delete(gctx, units)
+			})
+		}
+		if err := g.Wait(); err != nil {
+			return fmt.Errorf("purging the quarantine: %w", err)
+		}
+	}
+	dir := layout.QuarantineRun(q.Run)
 	if err := b.Delete(ctx, []storage.Unit{{Dir: dir + "/" + layout.V2Dir}}); err != nil {
 		return fmt.Errorf("purging the quarantine: %w", err)
 	}
 	if err := b.Delete(ctx, []storage.Unit{{Dir: dir}}); err != nil {
 		return fmt.Errorf("purging the quarantine: %w", err)
 	}
-	// The now empty parents go too, so that a registry without pending quarantine
-	// shows none (object stores have no directories: a no-op).
+	// The now empty parents go too, so that a storage without quarantine shows none
+	// (object stores have no directories: a no-op).
 	return b.PruneDirs(ctx, []string{layout.QuarantineDir, layout.ToolDir})
 }
 

@@ -227,7 +227,7 @@ func tagNeeds(ctx context.Context, b storage.Backend, q *Quarantine, repo, tag s
 
 // PutBack moves items from q back into the registry's storage, blobs first, tags
 // last; then removes q when nothing is left of it. Already there counts as done.
-func PutBack(ctx context.Context, b storage.Backend, q *Quarantine, items []Item) error {
+func PutBack(ctx context.Context, b storage.Backend, q *Quarantine, items []Item, jobs int) error {
 	mover, ok := b.(storage.Mover)
 	if !ok {
 		return fmt.Errorf("%s: this storage cannot move files back from the trash", b)
@@ -240,7 +240,7 @@ func PutBack(ctx context.Context, b storage.Backend, q *Quarantine, items []Item
 		return err
 	}
 	if len(l.Files) == 0 {
-		return Purge(ctx, b, q.Run)
+		return Purge(ctx, b, l, jobs)
 	}
 	return nil
 }
