@@ -16,6 +16,8 @@ import (
 	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/api/types/swarm"
 
+	"github.com/clean-registry/clean-registry/internal/blobcache"
+	"github.com/clean-registry/clean-registry/internal/report"
 	"github.com/clean-registry/clean-registry/internal/retry"
 )
 
@@ -157,8 +159,8 @@ func (s *Session) Restore(ctx context.Context, out Outcome) error {
 			continue
 		}
 		cleared[fmt.Sprint(m.Redis)] = true
-		if err := clearRedis(ctx, m.Redis, out); err != nil {
-			s.warnf("registry %s: could not clear its redis cache (%v): %s", m.Name, err, redisAdvice(m.Redis))
+		if err := m.Redis.Clear(ctx, out); err != nil {
+			s.warnf("registry %s: could not clear its redis cache (%v): %s", m.Name, err, blobcache.Advice(m.Redis))
 		} else {
 			s.logf("cleared the deleted digests from the redis cache of registry %s", m.Name)
 		}
@@ -204,7 +206,7 @@ func (s *Session) Restore(ctx context.Context, out Outcome) error {
 		}
 	}
 	for svc, killed := range replaced {
-		if err := s.awaitReplacement(ctx, svc, killed); err != nil {
+		if err := s.awaitReplacement(ctx, svc, killed, len(killed), false); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -279,15 +281,17 @@ func isNotRunning(err error) bool {
 	return cerrdefs.IsConflict(err) || cerrdefs.IsNotFound(err)
 }
 
-// awaitReplacement waits until Swarm runs as many tasks of the service on this node
-// as it had, none of them the killed containers; a service whose restart policy
-// would not replace them is force-updated.
-func (s *Session) awaitReplacement(ctx context.Context, serviceID string, killed []string) error {
+// awaitReplacement waits until Swarm runs want tasks of the service on this node
+// that are none of the old containers (those killed, and with want below their
+// number, those still to be); a service whose restart policy would not replace
+// them is force-updated, as it is with force (a task that exited 0 under the
+// on-failure policy).
+func (s *Session) awaitReplacement(ctx context.Context, serviceID string, old []string, want int, force bool) error {
 	svc, _, err := s.c.api.ServiceInspectWithRaw(ctx, serviceID, swarm.ServiceInspectOptions{})
 	if err != nil {
 		return fmt.Errorf("service %s: %w", serviceID, err)
 	}
-	if rp := svc.Spec.TaskTemplate.RestartPolicy; rp != nil && rp.Condition == swarm.RestartPolicyConditionNone {
+	if rp := svc.Spec.TaskTemplate.RestartPolicy; force || (rp != nil && rp.Condition == swarm.RestartPolicyConditionNone) {
 		spec := svc.Spec
 		spec.TaskTemplate.ForceUpdate++
 		if _, err := s.c.api.ServiceUpdate(ctx, svc.ID, svc.Version, spec, swarm.ServiceUpdateOptions{}); err != nil {
@@ -299,7 +303,7 @@ func (s *Session) awaitReplacement(ctx context.Context, serviceID string, killed
 		return err
 	}
 	gone := map[string]bool{}
-	for _, id := range killed {
+	for _, id := range old {
 		gone[id] = true
 	}
 	deadline := time.Now().Add(ReplacementTimeout)
@@ -314,7 +318,7 @@ func (s *Session) awaitReplacement(ctx context.Context, serviceID string, killed
 					fresh++
 				}
 			}
-			if fresh >= len(killed) {
+			if fresh >= want {
 				s.logf("service %s runs %d fresh task(s) on this node", svc.Spec.Name, fresh)
 				return nil
 			}
@@ -342,6 +346,13 @@ func retryEngine(ctx context.Context, f func() error) error {
 		return !cerrdefs.IsNotFound(err) && !cerrdefs.IsConflict(err)
 	}, func(context.Context) error { return f() })
 }
+
+// Outcome is what a run deleted that a registry's blob descriptor cache may still
+// claim: blobcache.Outcome, named here for Run and Restore.
+type Outcome = blobcache.Outcome
+
+// OutcomeOf is blobcache.OutcomeOf: what a run's report says it deleted.
+func OutcomeOf(rep *report.Report) Outcome { return blobcache.OutcomeOf(rep) }
 
 // Run is the cleaning WithQuiesced wraps. quiesced tells whether nothing can write
 // to the storage meanwhile (the grace period can then be 0). It returns what it
