@@ -135,6 +135,9 @@ func Run(ctx context.Context, b storage.Backend, opts Options) (*report.Report, 
 	rep := report.New(inv, p, opts.DryRun)
 	rep.Online = recovered
 	rep.TrashPurged = expired
+	if opts.KeepDeleted > 0 {
+		rep.KeepDeleted = policy.FormatDuration(opts.KeepDeleted)
+	}
 	if journal != nil && opts.Online != nil {
 		if rep.Online == nil {
 			rep.Online = &report.Online{}

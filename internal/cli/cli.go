@@ -46,6 +46,8 @@ const DefaultGrace = time.Hour
 
 const usageText = `Usage: %[1]s [OPTIONS] SERVICE|CONTAINER|VOLUME [REPOSITORY[:TAG]]...
        %[1]s [OPTIONS] --root DIR|--config FILE [REPOSITORY[:TAG]]...
+       %[1]s trash list|purge ...    (see %[1]s trash --help)
+       %[1]s restore ...             (see %[1]s restore --help)
 
 Purges untagged manifests, removes repositories or tags, and deletes the blobs no
 kept manifest references, in a Docker/OCI distribution registry's storage.
@@ -95,6 +97,11 @@ Options:
       --wait DURATION   When another real run holds the storage's lock, wait
                         up to this long for it (default 0: exit 1 at once).
                         Dry runs take no lock and never wait.
+      --keep-deleted DURATION
+                        Move what the run deletes into the storage's trash and
+                        keep it this long (7d, 2w), restorable with "restore";
+                        the bytes are freed when it expires (default 0: delete
+                        for good).
 
 Exit status: 0 done; 1 an error, or a named repository or tag that does not
 exist; 2 a bad command line. With --json, stdout always holds one JSON document,
@@ -112,7 +119,7 @@ type options struct {
 	remove, volume, quiet, version, help, dryRun, json bool
 	stop, noRestart, online                            bool
 	root, config                                       string
-	grace, uploadAge, wait, settle                     time.Duration
+	grace, uploadAge, wait, settle, keepDeleted        time.Duration
 	jobs                                               int
 	graceSet                                           bool
 
@@ -153,6 +160,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	prog := "clean-registry"
 	if len(os.Args) > 0 {
 		prog = filepath.Base(os.Args[0])
+	}
+	if len(args) > 0 && (args[0] == "trash" || args[0] == "restore") {
+		return runTrash(ctx, prog, args, stdout, stderr)
 	}
 	usage := fmt.Sprintf(usageText, prog, defaultJobs())
 	var o options
@@ -234,6 +244,7 @@ func parseAndRun(ctx context.Context, prog, usage string, args []string, o *opti
 	flags.BoolVar(&o.online, "online", false, "")
 	o.settle = DefaultSettle
 	flags.Var((*policy.DurationFlag)(&o.settle), "settle", "")
+	flags.Var((*policy.DurationFlag)(&o.keepDeleted), "keep-deleted", "")
 	flags.IntVar(&o.keepLast, "keep-last", 0, "")
 	flags.Var((*policy.DurationFlag)(&o.keepWithin), "keep-within", "")
 	flags.StringArrayVar(&o.keepTags, "keep-tag", nil, "")
@@ -332,7 +343,8 @@ func parseAndRun(ctx context.Context, prog, usage string, args []string, o *opti
 // cleanOptions are the options of one run, from the command line's.
 func (o options) cleanOptions(selectors []clean.Selector, grace time.Duration) clean.Options {
 	return clean.Options{Select: selectors, Remove: o.remove, DryRun: o.dryRun, Grace: grace, UploadAge: o.uploadAge, Jobs: o.jobs,
-		Retention: o.retention, DeleteOrphanSignatures: o.deleteOrphanSignatures, Online: o.onlineOptions()}
+		Retention: o.retention, DeleteOrphanSignatures: o.deleteOrphanSignatures, Online: o.onlineOptions(),
+		KeepDeleted: o.keepDeleted}
 }
 
 // onlineOptions are an online run's options without the cache hooks, which depend

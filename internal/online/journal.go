@@ -48,6 +48,9 @@ type Journal struct {
 	// Expires is when a verified run's trash may be purged (Since, its margin back,
 	// plus Keep); zero for a run that keeps nothing.
 	Expires time.Time `json:"expires,omitzero"`
+	// Purging is set on a trash before its purge deletes anything: what is left of
+	// it may no longer hold whole images, and is not restored.
+	Purging bool `json:"purging,omitempty"`
 }
 
 // IsTrash reports whether the quarantine is a verified run's trash, kept until it
@@ -249,6 +252,14 @@ func Finish(ctx context.Context, b storage.Backend, q *Quarantine, jobs int) (tr
 // run's deletions go (when q is listed), then what is left of its directories, its
 // journal last, so that a journal always describes what is left.
 func Purge(ctx context.Context, b storage.Backend, q *Quarantine, jobs int) error {
+	if w, ok := b.(storage.Writer); ok && q.Journal.IsTrash() && !q.Journal.Purging {
+		j := *q.Journal
+		j.Purging = true
+		if err := write(ctx, w, &j); err != nil {
+			return err
+		}
+		q.Journal = &j
+	}
 	if q.Listed && len(q.Files) > 0 {
 		const batch = 1000
 		g, gctx := errgroup.WithContext(ctx)

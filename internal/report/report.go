@@ -135,6 +135,9 @@ type Report struct {
 	Trash *Trash `json:"trash,omitempty"`
 	// TrashPurged names the trash of earlier runs that expired and was purged.
 	TrashPurged []string `json:"trash_purged,omitempty"`
+	// KeepDeleted is how long the run keeps what it deletes in its trash
+	// (--keep-deleted, as "7d"); empty: deleted for good.
+	KeepDeleted string `json:"keep_deleted,omitempty"`
 
 	// plan is kept to stream its deletions into JSON rather than hold them twice.
 	plan *plan.Plan
@@ -269,8 +272,14 @@ func Bytes(n int64) string {
 func (r *Report) WriteText(w io.Writer) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	head := "Deleted"
+	if r.KeepDeleted != "" {
+		head = "Moved to trash (kept " + r.KeepDeleted + ")"
+	}
 	if r.DryRun {
 		head = "Would delete (dry run: nothing was deleted)"
+		if r.KeepDeleted != "" {
+			head = "Would move to trash (dry run: nothing was moved)"
+		}
 	} else if !r.Completed {
 		head = fmt.Sprintf("Planned (stopped early: %d of %d deletions applied)", r.Applied, r.Total.Count)
 	}
@@ -286,6 +295,7 @@ func (r *Report) WriteText(w io.Writer) {
 	}
 	fmt.Fprintf(tw, "\ttotal\t%d\t%s\t\n", r.Total.Count, Bytes(r.Total.Bytes))
 	tw.Flush()
+	r.writeTrash(w)
 	fmt.Fprintf(w, "Kept: %d manifest revisions, %d blobs.\n", r.Kept.Revisions, r.Kept.Blobs)
 	if len(r.ByRepository) > 0 {
 		fmt.Fprintln(w, "Per repository (bytes: deleted blobs it linked; shared blobs count in each):")
@@ -392,4 +402,26 @@ func (r *Report) writeOnline(w io.Writer) {
 	if o.RestartRequired {
 		fmt.Fprintln(w, "Restart the registry before the next push: its in-memory blob descriptor cache may name deleted blobs.")
 	}
+}
+
+// writeTrash says where the bytes went when the run keeps what it deletes, and
+// which expired trash it purged.
+func (r *Report) writeTrash(w io.Writer) {
+	for _, run := range r.TrashPurged {
+		fmt.Fprintf(w, "Trash: purged %s, which expired.\n", run)
+	}
+	if r.KeepDeleted == "" {
+		return
+	}
+	if r.DryRun {
+		fmt.Fprintf(w, "Bytes: would be moved to trash, freed when it expires (in %s).\n", r.KeepDeleted)
+		return
+	}
+	if r.Trash == nil {
+		fmt.Fprintln(w, "Bytes: moved to trash, freed when it expires.")
+		return
+	}
+	fmt.Fprintf(w, "Bytes: moved to trash, freed when it expires: run %s, %d files, expires %s.\n",
+		r.Trash.Run, r.Trash.Files, r.Trash.Expires.UTC().Format(time.RFC3339))
+	fmt.Fprintf(w, "Undo: clean-registry restore TARGET %s [REPOSITORY[:TAG]...] (TARGET: this run's --root, --config or container).\n", r.Trash.Run)
 }
