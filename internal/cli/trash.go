@@ -105,8 +105,8 @@ type trashDoc struct {
 	Completed bool   `json:"completed"`
 	Error     string `json:"error,omitempty"`
 	Stage     string `json:"stage,omitempty"`
-	// Runs is what trash list found.
-	Runs []trashRun `json:"runs,omitempty"`
+	// Runs is what trash list found (a pointer: an empty trash gives "runs": []).
+	Runs *[]trashRun `json:"runs,omitempty"`
 	// Purged names the runs trash purge deleted (would delete, dry run).
 	Purged []string `json:"purged,omitempty"`
 	// Run is restore's run; Restored what it put back (would put back), Kept the
@@ -468,19 +468,20 @@ func listTrash(ctx context.Context, b storage.Backend, cmd trashCmd, doc *trashD
 		return err
 	}
 	now := time.Now()
-	doc.Runs = []trashRun{}
+	runs := []trashRun{}
+	doc.Runs = &runs
 	for _, q := range qs {
 		r, err := describe(ctx, b, q, now, cmd.o.jobs)
 		if err != nil {
 			return err
 		}
-		doc.Runs = append(doc.Runs, r)
+		runs = append(runs, r)
 	}
-	if len(doc.Runs) == 0 {
+	if len(runs) == 0 {
 		fmt.Fprintf(w, "The trash of %s is empty.\n", b)
 		return nil
 	}
-	fmt.Fprintf(w, "Trash of %s (%d runs):\n", b, len(doc.Runs))
+	fmt.Fprintf(w, "Trash of %s (%d runs):\n", b, len(runs))
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "  RUN\tSTATE\tBEGAN\tEXPIRES\tTAGS\tMANIFESTS\tBLOBS\tFILES\tBYTES\tREPOSITORIES")
 	when := func(t time.Time) string {
@@ -489,7 +490,7 @@ func listTrash(ctx context.Context, b storage.Backend, cmd trashCmd, doc *trashD
 		}
 		return t.Format(time.RFC3339)
 	}
-	for _, r := range doc.Runs {
+	for _, r := range runs {
 		repos := r.Repositories
 		more := ""
 		if len(repos) > 4 {
@@ -530,6 +531,17 @@ func purgeTrash(ctx context.Context, prog string, b storage.Backend, cmd trashCm
 		for _, q := range qs {
 			if state(q, now) != "pending" {
 				chosen = append(chosen, q)
+				continue
+			}
+			// A quarantine with neither journal nor files is what a purge that
+			// stopped after the journal leaves: its empty directories go too.
+			if q.Journal == nil {
+				if err := q.List(ctx, b); err != nil {
+					return err
+				}
+				if len(q.Files) == 0 {
+					chosen = append(chosen, q)
+				}
 			}
 		}
 	}
@@ -539,7 +551,7 @@ func purgeTrash(ctx context.Context, prog string, b storage.Backend, cmd trashCm
 	}
 	doc.Purged = []string{}
 	for _, q := range chosen {
-		if cmd.olderSet && !q.Journal.Began().Before(now.Add(-cmd.olderThan)) {
+		if cmd.olderSet && q.Journal != nil && !q.Journal.Began().Before(now.Add(-cmd.olderThan)) {
 			continue
 		}
 		if err := q.List(ctx, b); err != nil {
@@ -551,7 +563,11 @@ func purgeTrash(ctx context.Context, prog string, b storage.Backend, cmd trashCm
 			}
 		}
 		doc.Purged = append(doc.Purged, q.Run)
-		fmt.Fprintf(w, "%s %s (%d files, began %s)\n", verb, q.Run, len(q.Files), q.Journal.Began().UTC().Format(time.RFC3339))
+		began := "unknown"
+		if q.Journal != nil {
+			began = q.Journal.Began().UTC().Format(time.RFC3339)
+		}
+		fmt.Fprintf(w, "%s %s (%d files, began %s)\n", verb, q.Run, len(q.Files), began)
 	}
 	if len(doc.Purged) == 0 {
 		fmt.Fprintln(w, "nothing to purge")
@@ -577,9 +593,31 @@ func restoreRun(ctx context.Context, prog string, b storage.Backend, cmd trashCm
 		return nil, err
 	}
 	if q.Journal == nil && len(q.Files) == 0 {
+		// What a purge that stopped after the journal leaves: empty directories.
+		left, err := b.DirExists(ctx, layout.QuarantineRun(run))
+		if err != nil {
+			return nil, err
+		}
+		if left {
+			if !cmd.o.dryRun {
+				if err := online.Purge(ctx, b, q, cmd.o.jobs); err != nil {
+					return nil, err
+				}
+			}
+			fmt.Fprintf(w, "Run %s holds nothing any more (restored whole, or purged).\n", run)
+			return nil, nil
+		}
 		return nil, fmt.Errorf("no run %s in the trash of %s (restored whole, purged, or never there: %s trash list shows its runs)", run, b, prog)
 	}
-	if q.Journal.IsTrash() && q.Journal.Purging {
+	if q.Journal.IsTrash() && q.Journal.Purging && len(q.Files) == 0 {
+		// A purge (a whole restore's last step) stopped with nothing left but the
+		// journal: end it; there is nothing to restore.
+		if !cmd.o.dryRun {
+			if err := online.Purge(ctx, b, q, cmd.o.jobs); err != nil {
+				return nil, err
+			}
+		}
+	} else if q.Journal.IsTrash() && q.Journal.Purging {
 		return nil, fmt.Errorf("run %s was being purged when its purge stopped: what is left of it may not hold whole images, "+
 			"and is not restored (%s trash purge %s finishes the purge)", run, prog, run)
 	}

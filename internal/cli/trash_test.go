@@ -111,10 +111,10 @@ func TestTrashCycle(t *testing.T) {
 	}
 	code, out, errs = cli("trash", "list", "--root", root, "--json")
 	var doc trashDoc
-	if code != ExitOK || json.Unmarshal([]byte(out), &doc) != nil || len(doc.Runs) != 1 {
+	if code != ExitOK || json.Unmarshal([]byte(out), &doc) != nil || doc.Runs == nil || len(*doc.Runs) != 1 {
 		t.Fatalf("trash list: code %d\n%s%s", code, out, errs)
 	}
-	r := doc.Runs[0]
+	r := (*doc.Runs)[0]
 	if r.State != "trash" || r.Keep != "7d" || r.Manifests != 1 || r.Blobs != 3 || r.Files != 6 || r.Bytes <= 0 ||
 		!reflect.DeepEqual(r.Repositories, []string{"app"}) || r.Expires.Sub(r.Began) != 7*24*time.Hour {
 		t.Fatalf("trash list says %+v", r)
