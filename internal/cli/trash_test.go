@@ -171,3 +171,27 @@ func TestTrashCycle(t *testing.T) {
 		t.Fatalf("the purge left %s: %v", layout.ToolDir, err)
 	}
 }
+
+// An online run keeps what it deletes too: what its verification did not put back
+// becomes the trash, and comes back whole.
+func TestTrashOnline(t *testing.T) {
+	root := sample(t)
+	before := files(t, root)
+	code, out, errs := cli("--root", root, "--grace", "0", "--online", "--settle", "0s", "--keep-deleted", "1d", "--json")
+	var rep struct {
+		KeepDeleted string `json:"keep_deleted"`
+		Trash       *struct {
+			Run   string `json:"run"`
+			Files int    `json:"files"`
+		} `json:"trash"`
+	}
+	if code != ExitOK || json.Unmarshal([]byte(out), &rep) != nil || rep.Trash == nil || rep.Trash.Files != 6 || rep.KeepDeleted != "1d" {
+		t.Fatalf("online run: code %d\n%s%s", code, out, errs)
+	}
+	if code, _, errs := cli("restore", "-q", "--root", root, rep.Trash.Run); code != ExitOK {
+		t.Fatalf("restore: %d %s", code, errs)
+	}
+	if got := files(t, root); !reflect.DeepEqual(got, before) {
+		t.Fatalf("after the restore: %d files, want %d", len(got), len(before))
+	}
+}

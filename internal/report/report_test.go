@@ -110,3 +110,32 @@ func TestAppliedMarks(t *testing.T) {
 		}
 	}
 }
+
+// A run that keeps what it deletes says where the bytes went, in a dry run too,
+// and names the expired trash it purged.
+func TestReportTrash(t *testing.T) {
+	inv, p := smallPlan()
+	for _, tc := range []struct {
+		dryRun bool
+		trash  *Trash
+		want   []string
+	}{
+		{true, nil, []string{"Would move to trash (dry run: nothing was moved)", "Bytes: would be moved to trash, freed when it expires (in 7d)"}},
+		{false, &Trash{Run: "20260102T030405Z-1a2b3c4d", Expires: time.Date(2026, 1, 9, 3, 4, 5, 0, time.UTC), Files: 3},
+			[]string{"Moved to trash (kept 7d)", "Bytes: moved to trash, freed when it expires: run 20260102T030405Z-1a2b3c4d, 3 files, expires 2026-01-09T03:04:05Z",
+				"restore TARGET 20260102T030405Z-1a2b3c4d", "Trash: purged 20251201T000000Z-00000000, which expired."}},
+	} {
+		rep := New(inv, p, tc.dryRun)
+		rep.Completed, rep.KeepDeleted, rep.Trash = true, "7d", tc.trash
+		if !tc.dryRun {
+			rep.TrashPurged = []string{"20251201T000000Z-00000000"}
+		}
+		var text bytes.Buffer
+		rep.WriteText(&text)
+		for _, w := range tc.want {
+			if !bytes.Contains(text.Bytes(), []byte(w)) {
+				t.Errorf("dry run %v: the text lacks %q:\n%s", tc.dryRun, w, text.String())
+			}
+		}
+	}
+}
