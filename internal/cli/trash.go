@@ -15,6 +15,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/clean-registry/clean-registry/internal/layout"
+	"github.com/clean-registry/clean-registry/internal/manifest"
 	"github.com/clean-registry/clean-registry/internal/online"
 	"github.com/clean-registry/clean-registry/internal/policy"
 	"github.com/clean-registry/clean-registry/internal/report"
@@ -277,7 +278,8 @@ func finishTrash(out trashOutcome, cmd trashCmd, usage string, args []string, st
 			fmt.Fprint(stderr, usage)
 		}
 	}
-	if cmd.o.json || (out.stage == "command line" && wantsJSON(args)) {
+	// --help prints what was asked for, and no document.
+	if (out.err != nil || out.doc != nil) && (cmd.o.json || (out.stage == "command line" && wantsJSON(args))) {
 		doc := out.doc
 		if doc == nil {
 			doc = &trashDoc{Command: cmd.name, Storage: storageName(cmd.o), DryRun: cmd.o.dryRun}
@@ -477,6 +479,8 @@ func listTrash(ctx context.Context, b storage.Backend, cmd trashCmd, doc *trashD
 		}
 		runs = append(runs, r)
 	}
+	// Oldest first (run names order by the second only).
+	sort.SliceStable(runs, func(i, k int) bool { return runs[i].Began.Before(runs[k].Began) })
 	if len(runs) == 0 {
 		fmt.Fprintf(w, "The trash of %s is empty.\n", b)
 		return nil
@@ -625,6 +629,17 @@ func restoreRun(ctx context.Context, prog string, b storage.Backend, cmd trashCm
 	if err != nil {
 		return nil, err
 	}
+	elsewhere, lost, err := missingParts(ctx, b, q, plan.Items)
+	if err != nil {
+		return nil, err
+	}
+	for _, l := range lost {
+		fmt.Fprintln(w, "warning: "+l)
+	}
+	if len(elsewhere) > 0 {
+		return nil, fmt.Errorf("what run %s would put back needs files a later run moved to its own trash; "+
+			"restore those first (nothing was changed): %s", run, strings.Join(elsewhere, "; "))
+	}
 	for _, s := range plan.Missing {
 		present, err := inStorage(ctx, b, s)
 		if err != nil {
@@ -678,6 +693,90 @@ func restoreRun(ctx context.Context, prog string, b storage.Backend, cmd trashCm
 	}
 	fmt.Fprintln(w, ".")
 	return failures, nil
+}
+
+// missingParts checks that every manifest a restore brings back will have what a
+// pull needs: its blob, its config and layers with the repository's layer links,
+// its index children. A part neither in the storage nor among items makes the
+// image incomplete: when another run's trash holds it (a later run deleted it
+// once nothing else kept it), elsewhere names it and that run; else lost does.
+func missingParts(ctx context.Context, b storage.Backend, q *online.Quarantine, items []online.Item) (elsewhere, lost []string, err error) {
+	back := map[string]bool{}
+	for _, it := range items {
+		back[it.Path()] = true
+	}
+	exists := func(p string) (bool, error) {
+		if back[p] {
+			return true, nil
+		}
+		_, err := b.Stat(ctx, p)
+		if storage.IsNotExist(err) {
+			return false, nil
+		}
+		return err == nil, err
+	}
+	type part struct{ path, what string }
+	var missing []part
+	for _, it := range items {
+		if it.Kind != layout.KindRevisionLink {
+			continue
+		}
+		of := it.Repo + "@" + it.Digest.String()
+		need := []part{{layout.BlobData(it.Digest), "manifest " + of}}
+		data, err := b.ReadFile(ctx, layout.Quarantined(q.Run, layout.BlobData(it.Digest)), layout.MaxManifestSize)
+		if storage.IsNotExist(err) {
+			data, err = b.ReadFile(ctx, layout.BlobData(it.Digest), layout.MaxManifestSize)
+		}
+		if err == nil {
+			if m, perr := manifest.Parse(data); perr == nil {
+				for _, d := range m.Blobs {
+					need = append(need, part{layout.BlobData(d), "blob " + d.String() + " of " + of},
+						part{layout.LayerLink(it.Repo, d), "layer link " + it.Repo + "@" + d.String() + " of " + of})
+				}
+				for _, d := range m.Children {
+					need = append(need, part{layout.RevisionLink(it.Repo, d), "index child " + it.Repo + "@" + d.String() + " of " + of})
+				}
+			}
+		}
+		for _, p := range need {
+			ok, err := exists(p.path)
+			if err != nil {
+				return nil, nil, err
+			}
+			if !ok {
+				back[p.path] = true // once
+				missing = append(missing, p)
+			}
+		}
+	}
+	if len(missing) == 0 {
+		return nil, nil, nil
+	}
+	// Which other run holds them: only now are the other runs listed.
+	qs, err := online.Load(ctx, b)
+	if err != nil {
+		return nil, nil, err
+	}
+	holder := map[string]string{}
+	for _, o := range qs {
+		if o.Run == q.Run {
+			continue
+		}
+		if err := o.List(ctx, b); err != nil {
+			return nil, nil, err
+		}
+		for _, f := range o.Files {
+			holder[f.Path] = o.Run
+		}
+	}
+	for _, p := range missing {
+		if run := holder[p.path]; run != "" {
+			elsewhere = append(elsewhere, p.what+" is in run "+run)
+		} else {
+			lost = append(lost, p.what+" is neither in the storage nor in the trash: the image may not pull")
+		}
+	}
+	return elsewhere, lost, nil
 }
 
 // inStorage tells whether the registry's storage holds s: the tag's current link,

@@ -305,6 +305,33 @@ func TestUndoUntaggedPurge(t *testing.T) {
 	e.pulls(sc.digests, sc.refs()...)
 }
 
+// Two runs: the first takes app:1, the second app:2 and with it the layer both
+// shared. Restoring app:1 alone would give an image without that layer: the
+// restore refuses, naming the second run, and changes nothing; restored in turn,
+// both pull.
+func TestUndoAcrossRuns(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	sc := pushUndoScene(e)
+	e.clean("-x", "app:1", "--keep-deleted", "7d", "--grace", "0")
+	first := onlyRun(t, e.root)
+	e.clean("-x", "app:2", "--keep-deleted", "7d", "--grace", "0")
+	runs := trashList(t, e.root)
+	if len(runs) != 2 || runs[0].Run != first.Run {
+		t.Fatalf("the trash holds %+v, want two runs, the first first", runs)
+	}
+	second := runs[1]
+	files := registryFiles(t, e.root)
+	r := e.undo(1, "restore", first.Run, "app:1")
+	if !strings.Contains(r.stderr, "is in run "+second.Run) || !strings.Contains(r.stderr, "nothing was changed") {
+		t.Errorf("the restore does not name the run holding the shared layer:\n%s", r)
+	}
+	sameFiles(t, "after a refused restore", files, registryFiles(t, e.root))
+	e.undo(0, "restore", second.Run)
+	e.undo(0, "restore", first.Run)
+	e.pulls(sc.digests, sc.refs()...)
+}
+
 // Expiry: a trash kept 1s is listed expired, and the next real run purges it;
 // trash purge deletes a run before it expires; neither can be restored then.
 // Bad input says what is wrong.
