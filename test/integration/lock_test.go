@@ -36,8 +36,21 @@ func holdLock(root string) {
 	select {}
 }
 
+// lockHolder is a process holding a storage's lock.
+type lockHolder struct {
+	pid  int
+	once sync.Once
+	cmd  *exec.Cmd
+}
+
+// kill kills the holder and reaps it (so its pid is gone and its lock stale); safe to
+// call from a test and its cleanup at once.
+func (h *lockHolder) kill() {
+	h.once.Do(func() { h.cmd.Process.Kill(); h.cmd.Wait() })
+}
+
 // startHolder starts a process that holds root's lock, and returns it once it does.
-func startHolder(t *testing.T, root string) *exec.Cmd {
+func startHolder(t *testing.T, root string) *lockHolder {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), envHoldLock+"="+root)
@@ -49,12 +62,13 @@ func startHolder(t *testing.T, root string) *exec.Cmd {
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("starting the lock holder: %v", err)
 	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	h := &lockHolder{pid: cmd.Process.Pid, cmd: cmd}
+	t.Cleanup(h.kill)
 	line, err := bufio.NewReader(out).ReadString('\n')
 	if err != nil || strings.TrimSpace(line) != "held" {
 		t.Fatalf("the lock holder did not take the lock: %q, %v", line, err)
 	}
-	return cmd
+	return h
 }
 
 // A real run on a storage whose lock another live process holds exits 1 naming it;
@@ -68,8 +82,8 @@ func TestLockHeld(t *testing.T) {
 	holder := startHolder(t, e.root)
 
 	r := run(t, "--root", e.root, "--grace", "0")
-	if r.code != 1 || !strings.Contains(r.stderr, "pid "+strconv.Itoa(holder.Process.Pid)) {
-		t.Fatalf("a real run beside a live holder: want exit 1 naming pid %d; got %s", holder.Process.Pid, r)
+	if r.code != 1 || !strings.Contains(r.stderr, "pid "+strconv.Itoa(holder.pid)) {
+		t.Fatalf("a real run beside a live holder: want exit 1 naming pid %d; got %s", holder.pid, r)
 	}
 	if !e.exists(harness.RevisionLinkPath("app", old)) {
 		t.Fatal("the refused run deleted something")
@@ -83,8 +97,7 @@ func TestLockHeld(t *testing.T) {
 	// Released while the second run waits: it goes ahead.
 	go func() {
 		time.Sleep(time.Second)
-		holder.Process.Kill()
-		holder.Wait() // reaped: its pid is gone, so its lock is stale
+		holder.kill()
 	}()
 	r = mustRun(t, "--root", e.root, "--grace", "0", "--wait", "30s")
 	if e.exists(harness.RevisionLinkPath("app", old)) {
@@ -101,8 +114,7 @@ func TestLockOfKilledHolder(t *testing.T) {
 	e.s.PushImage("app:1", harness.Image(711, 1, harness.OCI))
 	e.reg.StopT(t)
 	holder := startHolder(t, e.root)
-	holder.Process.Kill()
-	holder.Wait()
+	holder.kill()
 	if _, err := os.Stat(filepath.Join(e.root, layout.LockFile)); err != nil {
 		t.Fatalf("the killed holder left no lock: %v", err)
 	}
