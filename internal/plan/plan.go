@@ -209,6 +209,12 @@ func (m *marker) selection(p *Plan) (scope, removeRepo map[string]bool, removeTa
 		if s.Tag != "" {
 			if _, ok := r.Tags[s.Tag]; !ok {
 				p.Failures = append(p.Failures, fmt.Sprintf("No such tag: %s in repository %s", s.Tag, s.Repo))
+				if m.pol.Remove {
+					// The repository is still cleaned as removing the tag would have
+					// cleaned it: a run killed after deleting the tag left its image
+					// untagged, and the same command run again must finish the job.
+					scope[s.Repo] = true
+				}
 				continue
 			}
 		}

@@ -325,6 +325,15 @@ func TestMake(t *testing.T) {
 		want:     []string{"blob #11", "blob #2", "layer-link a #11", "revision a #2"},
 		failures: []string{"No such repository: nope", "No such tag: nope in repository a"},
 	}, {
+		name: "-x of a tag already gone is a failure; its repository is still cleaned (a rerun after a crash converges)",
+		inv: func() inv {
+			b := newInv().image("a", 1, 10).image("a", 2, 11).tag("a", "t", 2).image("b", 3, 12)
+			return b
+		},
+		pol:      Policy{Remove: true, Select: []Selector{{Repo: "a", Tag: "gone"}}},
+		want:     []string{"blob #1", "blob #10", "layer-link a #10", "revision a #1"},
+		failures: []string{"No such tag: gone in repository a"},
+	}, {
 		name: "dangling links and revisions of missing blobs go",
 		inv: func() inv {
 			b := newInv().image("a", 1, 10).tag("a", "t", 1)

@@ -336,3 +336,20 @@ func killRuns(t *testing.T, e *env, keep []string, args []string) {
 		kill(fmt.Sprintf("after %v", d), func(<-chan string) { time.Sleep(d) })
 	}
 }
+
+// -x of a tag, crashed at points all through: the same command run again converges,
+// although the tag it names is gone after the first deletion (a failure it reports).
+func TestRemoveTagCrashAtEveryPoint(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	shared := harness.Layer(120, harness.OCI)
+	e.s.PushImage("x:a", harness.ImageWithLayers(121, harness.OCI, shared, harness.Layer(122, harness.OCI), harness.Layer(123, harness.OCI)))
+	for i := range 3 {
+		e.s.PushImage("x:b", harness.ImageWithLayers(uint64(124+i), harness.OCI, shared, harness.Layer(uint64(130+i), harness.OCI)))
+	}
+	e.s.PushImage("y:1", harness.Image(140, 1, harness.OCI))
+	e.reg.StopT(t)
+	keep := []string{"x:b", "y:1"}
+	crashEverywhere(t, e.root, keep, clean.Options{Grace: 0, Jobs: 4, Remove: true,
+		Select: []clean.Selector{{Repo: "x", Tag: "a"}}})
+}
