@@ -58,33 +58,7 @@ func compareOnce(b *testing.B) {
 	const prefix = "reg/"
 	client := srv.Client()
 	for _, bucket := range []string{"upstream", "clean", "floor"} {
-		if err := srv.CreateBucket(ctx, bucket); err != nil {
-			b.Fatalf("creating bucket %s: %v", bucket, err)
-		}
-		g, gctx := errgroup.WithContext(ctx)
-		g.SetLimit(32)
-		walkErr := filepath.WalkDir(tree, func(p string, d fs.DirEntry, err error) error {
-			if err != nil || d.IsDir() {
-				return err
-			}
-			rel, _ := filepath.Rel(tree, p)
-			g.Go(func() error {
-				data, err := os.ReadFile(p)
-				if err != nil {
-					return err
-				}
-				_, err = client.PutObject(gctx, &awss3.PutObjectInput{Bucket: aws.String(bucket),
-					Key: aws.String(prefix + filepath.ToSlash(rel)), Body: bytes.NewReader(data)})
-				return err
-			})
-			return nil
-		})
-		if err := g.Wait(); err != nil {
-			b.Fatalf("uploading the tree to bucket %s: %v", bucket, err)
-		}
-		if walkErr != nil {
-			b.Fatalf("walking the tree to upload: %v", walkErr)
-		}
+		uploadTree(b, srv, tree, bucket, prefix)
 	}
 	objects := len(listKeys(b, srv, "floor"))
 	requests := func() int {
@@ -185,4 +159,38 @@ func compareOnce(b *testing.B) {
 	b.ReportMetric(upstreamTime.Seconds()/cleanTime.Seconds(), "x-faster")
 	b.ReportMetric(float64(upstreamRequests)/float64(cleanRequests), "x-fewer-requests")
 	b.ReportMetric(cleanTime.Seconds()/floorTime.Seconds(), "x-delete-floor")
+}
+
+// uploadTree creates bucket and puts every file of the tree under prefix.
+func uploadTree(b testing.TB, srv *s3test.Server, tree, bucket, prefix string) {
+	b.Helper()
+	ctx := context.Background()
+	if err := srv.CreateBucket(ctx, bucket); err != nil {
+		b.Fatalf("creating bucket %s: %v", bucket, err)
+	}
+	client := srv.Client()
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(32)
+	walkErr := filepath.WalkDir(tree, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		rel, _ := filepath.Rel(tree, p)
+		g.Go(func() error {
+			data, err := os.ReadFile(p)
+			if err != nil {
+				return err
+			}
+			_, err = client.PutObject(gctx, &awss3.PutObjectInput{Bucket: aws.String(bucket),
+				Key: aws.String(prefix + filepath.ToSlash(rel)), Body: bytes.NewReader(data)})
+			return err
+		})
+		return nil
+	})
+	if err := g.Wait(); err != nil {
+		b.Fatalf("uploading the tree to bucket %s: %v", bucket, err)
+	}
+	if walkErr != nil {
+		b.Fatalf("walking the tree to upload: %v", walkErr)
+	}
 }
