@@ -1,0 +1,322 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"iter"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/pflag"
+
+	"github.com/clean-registry/clean-registry/internal/inventory"
+	"github.com/clean-registry/clean-registry/internal/layout"
+	"github.com/clean-registry/clean-registry/internal/report"
+	"github.com/clean-registry/clean-registry/internal/runtime/docker"
+	"github.com/clean-registry/clean-registry/internal/storage"
+	"github.com/clean-registry/clean-registry/internal/usage"
+)
+
+const duUsageText = `Usage: %[1]s du [OPTIONS] SERVICE|CONTAINER|VOLUME [REPOSITORY]...
+       %[1]s du [OPTIONS] --root DIR|--config FILE [REPOSITORY]...
+
+Where the space goes, per repository: its tags, its manifests (revisions, tagged
+or not), TOTAL the bytes of every blob its manifests reference (manifests, index
+children, configs, layers; each once), UNIQUE those no other repository
+references or links (what "%[1]s -x REPOSITORY" frees) and SHARED the rest,
+which stays for the others. Sorted by UNIQUE, most first; with REPOSITORY
+arguments, only those rows. Then the storage's totals, and the bytes no
+repository references (what a plain run deletes, once older than --grace).
+Read-only: takes no lock, writes nothing, pauses no registry.
+
+Options:
+      --top N           Only the N repositories with the most unique bytes
+                        (default 0: all).
+      --root DIR        The registry's storage root directory.
+      --config FILE     The registry's config.yml.
+  -v, --volume          The target is a Docker volume.
+      --json            Print one JSON document on stdout instead of text.
+  -j, --jobs N          Concurrent storage operations, 1 to 1024 (default %[2]d).
+  -h, --help            Show this help and exit.
+
+A repository marked "*" holds a manifest that cannot be understood (or blobs
+whose size could not be read): its figures are lower bounds.
+Exit status: 0 done; 1 an error (a storage that cannot be read, a REPOSITORY
+that does not exist); 2 a bad command line.
+`
+
+// duCmd is a parsed du command line.
+type duCmd struct {
+	o      options
+	target string // the Docker container, service or volume, if neither --root nor --config
+	repos  []string
+	top    int
+}
+
+// duDoc is du's --json output.
+type duDoc struct {
+	Command   string `json:"command"`
+	Storage   string `json:"storage"`
+	Completed bool   `json:"completed"`
+	Error     string `json:"error,omitempty"`
+	Stage     string `json:"stage,omitempty"`
+	// Repositories are the rows shown (--top, REPOSITORY arguments); Omitted
+	// counts the others.
+	Repositories []usage.Repo  `json:"repositories"`
+	Omitted      int           `json:"omitted"`
+	Totals       *usage.Totals `json:"totals,omitempty"`
+	Notes        []string      `json:"notes,omitempty"`
+	Failures     []string      `json:"failures,omitempty"`
+	Problems     int           `json:"problems"`
+	Seconds      float64       `json:"seconds"`
+}
+
+// runDu runs `du ...` (args after "du") and returns the exit status.
+func runDu(ctx context.Context, prog string, args []string, stdout, stderr io.Writer) int {
+	helpText := fmt.Sprintf(duUsageText, prog, defaultJobs())
+	cmd, out, done := parseDu(prog, args, stdout)
+	if !done {
+		out = execDu(ctx, cmd, stdout, stderr)
+	}
+	return finishDu(out, cmd, helpText, args, stdout, stderr)
+}
+
+// duOutcome is how du ends: its status, its document, and what stopped it.
+type duOutcome struct {
+	code  int
+	doc   *duDoc
+	err   error
+	stage string
+	usage bool
+}
+
+func duUsageError(format string, args ...any) duOutcome {
+	return duOutcome{code: ExitUsage, err: fmt.Errorf("du: "+format, args...), stage: "command line", usage: true}
+}
+
+// parseDu parses du's command line; done says it ended there (help, or an error).
+func parseDu(prog string, args []string, stdout io.Writer) (cmd duCmd, out duOutcome, done bool) {
+	o := &cmd.o
+	var help bool
+	flags := pflag.NewFlagSet(prog+" du", pflag.ContinueOnError)
+	flags.SetOutput(io.Discard)
+	flags.BoolVarP(&help, "help", "h", false, "")
+	flags.StringVar(&o.root, "root", "", "")
+	flags.StringVar(&o.config, "config", "", "")
+	flags.BoolVarP(&o.volume, "volume", "v", false, "")
+	flags.BoolVar(&o.json, "json", false, "")
+	flags.IntVarP(&o.jobs, "jobs", "j", defaultJobs(), "")
+	flags.IntVar(&cmd.top, "top", 0, "")
+	if err := flags.Parse(args); err != nil {
+		return cmd, duUsageError("%v", err), true
+	}
+	if help {
+		fmt.Fprintf(stdout, duUsageText, prog, defaultJobs())
+		return cmd, duOutcome{code: ExitOK}, true
+	}
+	for _, name := range []string{"root", "config"} {
+		if flags.Changed(name) && strings.TrimSpace(flags.Lookup(name).Value.String()) == "" {
+			return cmd, duUsageError("--%s needs a path, not an empty string", name), true
+		}
+	}
+	switch {
+	case o.root != "" && o.config != "":
+		return cmd, duUsageError("--root and --config exclude each other"), true
+	case o.jobs < 1 || o.jobs > MaxJobs:
+		return cmd, duUsageError("--jobs must be within 1..%d, not %d", MaxJobs, o.jobs), true
+	case cmd.top < 0:
+		return cmd, duUsageError("--top must be 0 (all) or more, not %d", cmd.top), true
+	}
+	positional := flags.Args()
+	if o.root == "" && o.config == "" {
+		if len(positional) == 0 {
+			return cmd, duUsageError("no target: give --root DIR, --config FILE or a container, service or volume"), true
+		}
+		cmd.target, positional = positional[0], positional[1:]
+	} else if o.volume {
+		return cmd, duUsageError("-v names a Docker volume target: not with --root or --config"), true
+	}
+	for _, n := range positional {
+		repo, tag, err := layout.ParseReference(n)
+		switch {
+		case err != nil:
+			return cmd, duOutcome{code: ExitError, stage: "command line",
+				err: fmt.Errorf("du: invalid repository %q", n)}, true
+		case tag != "":
+			return cmd, duUsageError("%s: du counts whole repositories: give REPOSITORY, not REPOSITORY:TAG", n), true
+		}
+		cmd.repos = append(cmd.repos, repo)
+	}
+	return cmd, duOutcome{}, false
+}
+
+// execDu opens the target, scans it, reads the blob sizes the listing did not
+// give, and prints the figures. Nothing is written and no lock is taken.
+func execDu(ctx context.Context, cmd duCmd, stdout, stderr io.Writer) duOutcome {
+	started := time.Now()
+	doc := &duDoc{Command: "du", Storage: storageName(cmd.o), Repositories: []usage.Repo{}}
+	fail := func(stage string, err error) duOutcome {
+		doc.Seconds = time.Since(started).Seconds()
+		return duOutcome{code: ExitError, doc: doc, err: err, stage: stage}
+	}
+	var text io.Writer = stdout
+	if cmd.o.json {
+		text = io.Discard
+	}
+	var b storage.Backend
+	if cmd.target == "" {
+		t, err := openTarget(ctx, cmd.o)
+		if err != nil {
+			return fail("target", err)
+		}
+		b = t.backend
+	} else {
+		c, err := docker.NewClient(ctx)
+		if err != nil {
+			return fail("target", err)
+		}
+		defer c.Close()
+		// Only reads: the registry keeps serving; a push meanwhile may be missed or
+		// half counted, as by any listing.
+		reg, err := c.Resolve(ctx, cmd.target, docker.Options{Volume: cmd.o.volume, Log: text, Warn: stderr})
+		if err != nil {
+			return fail("target", err)
+		}
+		for _, n := range reg.Notes {
+			fmt.Fprintln(text, n)
+		}
+		if b, err = dockerBackend(ctx, reg, cmd.o); err != nil {
+			return fail("target", err)
+		}
+	}
+	doc.Storage = b.String()
+	inv, err := inventory.Scan(ctx, b, cmd.o.jobs)
+	if err != nil {
+		return fail("scan", err)
+	}
+	// A filesystem walk does not stat: a blob's size is read here, once, unless
+	// its listing (object stores) or its reading as a manifest gave it.
+	if err := inv.Complete(ctx, b, unsizedBlobs(inv), cmd.o.jobs); err != nil {
+		return fail("scan", fmt.Errorf("reading blob sizes: %w", err))
+	}
+	u := usage.Compute(inv)
+	doc.Problems = len(inv.Problems)
+	doc.Totals, doc.Notes = &u.Totals, u.Notes
+	rows := u.Repos
+	if len(cmd.repos) > 0 {
+		want := map[string]bool{}
+		for _, r := range cmd.repos {
+			want[r] = true
+			if inv.Repos[r] == nil {
+				doc.Failures = append(doc.Failures, "No such repository: "+r)
+			}
+		}
+		rows = nil
+		for _, r := range u.Repos {
+			if want[r.Name] {
+				rows = append(rows, r)
+			}
+		}
+	}
+	shown := rows
+	if cmd.top > 0 && len(shown) > cmd.top {
+		shown = shown[:cmd.top]
+	}
+	doc.Repositories = append(doc.Repositories, shown...)
+	doc.Omitted = len(u.Repos) - len(shown)
+	if err := writeDu(text, doc, len(rows)-len(shown)); err != nil {
+		return fail("output", err)
+	}
+	doc.Seconds = time.Since(started).Seconds()
+	if len(doc.Failures) > 0 {
+		return duOutcome{code: ExitError, doc: doc, err: errors.New(strings.Join(doc.Failures, "; ")), stage: "du"}
+	}
+	doc.Completed = true
+	return duOutcome{code: ExitOK, doc: doc}
+}
+
+// unsizedBlobs yields the blobs whose size is not known yet.
+func unsizedBlobs(inv *inventory.Inventory) iter.Seq[inventory.Ref] {
+	return func(yield func(inventory.Ref) bool) {
+		for i, bl := range inv.Blobs {
+			if bl.Size < 0 && !yield(inventory.Ref{Kind: layout.KindBlobData, ID: inventory.ID(i)}) {
+				return
+			}
+		}
+	}
+}
+
+// writeDu prints the table, biggest unique bytes first, like du: the figures,
+// then the name. cut counts the rows --top left out.
+func writeDu(w io.Writer, doc *duDoc, cut int) error {
+	t := doc.Totals
+	fmt.Fprintf(w, "Storage %s: %d repositories, %s in %d blobs.\n", doc.Storage, t.Repositories, report.Bytes(t.Bytes), t.Blobs)
+	if len(doc.Repositories) > 0 {
+		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+		fmt.Fprintln(tw, "UNIQUE\tSHARED\tTOTAL\tTAGS\tMANIFESTS\t  REPOSITORY")
+		for _, r := range doc.Repositories {
+			mark := ""
+			if r.LowerBound != "" {
+				mark = " *"
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t  %s%s\n", report.Bytes(r.UniqueBytes), report.Bytes(r.SharedBytes),
+				report.Bytes(r.Bytes), r.Tags, r.Manifests, r.Name, mark)
+		}
+		if err := tw.Flush(); err != nil {
+			return err
+		}
+	}
+	if cut > 0 {
+		fmt.Fprintf(w, "(%d more repositories: --top shows the first ones only)\n", cut)
+	}
+	fmt.Fprintf(w, "Referenced by some repository: %s (%d blobs). By none: %s (%d blobs), which a plain run deletes "+
+		"once older than --grace.\n",
+		report.Bytes(t.ReferencedBytes), t.ReferencedBlobs, report.Bytes(t.UnreferencedBytes), t.UnreferencedBlobs)
+	fmt.Fprintln(w, `UNIQUE is what "-x REPOSITORY" frees; SHARED stays for the other repositories that reference it.`)
+	for _, r := range doc.Repositories {
+		if r.LowerBound != "" {
+			fmt.Fprintf(w, "* %s: lower bounds: %s\n", r.Name, r.LowerBound)
+		}
+	}
+	for _, n := range doc.Notes {
+		fmt.Fprintln(w, "Note: "+n)
+	}
+	if doc.Problems > 0 {
+		fmt.Fprintf(w, "%d problems found in the storage (a dry run lists them).\n", doc.Problems)
+	}
+	return nil
+}
+
+// finishDu prints the error (and, with --json, exactly one document) and returns
+// the exit status.
+func finishDu(out duOutcome, cmd duCmd, helpText string, args []string, stdout, stderr io.Writer) int {
+	if out.err != nil {
+		fmt.Fprintln(stderr, "ERROR: "+strings.TrimSpace(out.err.Error()))
+		if out.usage {
+			fmt.Fprint(stderr, helpText)
+		}
+	}
+	// --help prints what was asked for, and no document.
+	if (out.err != nil || out.doc != nil) && (cmd.o.json || (out.stage == "command line" && wantsJSON(args))) {
+		doc := out.doc
+		if doc == nil {
+			doc = &duDoc{Command: "du", Storage: storageName(cmd.o), Repositories: []usage.Repo{}}
+		}
+		if out.err != nil {
+			doc.Error, doc.Stage = strings.TrimSpace(out.err.Error()), out.stage
+		}
+		data, err := json.MarshalIndent(doc, "", "  ")
+		if err == nil {
+			_, err = stdout.Write(append(data, '\n'))
+		}
+		if err != nil && out.err == nil {
+			fmt.Fprintln(stderr, "ERROR: writing the JSON document: "+err.Error())
+			return ExitError
+		}
+	}
+	return out.code
+}
