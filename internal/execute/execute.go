@@ -30,7 +30,8 @@ type Options struct {
 	// Quarantine, when set, maps a directory to its place in a quarantine: the
 	// deletions are moves there (the backend must be a storage.Mover), so that a
 	// verification can put back what a live registry turns out to need. Abandoned
-	// uploads are deleted all the same: nothing can need them.
+	// uploads are deleted all the same: nothing can need them. The quarantine (or
+	// trash) is this run's own: the moves are storage.Move.Fresh.
 	Quarantine func(dir string) string
 }
 
@@ -71,7 +72,7 @@ func Run(ctx context.Context, b storage.Backend, p *plan.Plan, opts Options) (Re
 			apply = func(ctx context.Context, units []storage.Unit) error {
 				moves := make([]storage.Move, len(units))
 				for i, u := range units {
-					moves[i] = storage.Move{Unit: u, To: opts.Quarantine(u.Dir)}
+					moves[i] = storage.Move{Unit: u, To: opts.Quarantine(u.Dir), Fresh: true}
 				}
 				return mover.Move(ctx, moves)
 			}

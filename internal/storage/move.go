@@ -10,6 +10,12 @@ type Move struct {
 	// To is the directory the unit's directory becomes: Unit.Dir+"/"+f ends as
 	// To+"/"+f for every file f inside.
 	To string
+	// Fresh says To lies in a directory of this run that nothing else writes (its
+	// quarantine or trash): a file there can only be this run's own earlier copy of
+	// the same source, so a backend without a rename may copy without looking first
+	// (on S3, one request per file instead of two where the server ignores
+	// If-None-Match on a copy).
+	Fresh bool
 }
 
 // Mover is implemented by backends that can move files within the storage: online

@@ -67,6 +67,7 @@ func (b *Backend) copyProbe() *copyProbe {
 type moveFile struct {
 	src, dst string // keys
 	size     int64
+	fresh    bool // see storage.Move.Fresh
 }
 
 // Move copies every file of the units server-side (CopyObject; in parts above
@@ -78,7 +79,10 @@ type moveFile struct {
 func (b *Backend) Move(ctx context.Context, moves []storage.Move) error {
 	var files []moveFile
 	var sources []string // keys to delete once everything is copied
-	type listing struct{ srcPrefix, to string }
+	type listing struct {
+		srcPrefix, to string
+		fresh         bool
+	}
 	var unknown []listing
 	for _, m := range moves {
 		dir, to := strings.TrimSuffix(m.Dir, "/"), strings.TrimSuffix(m.To, "/")
@@ -96,7 +100,7 @@ func (b *Backend) Move(ctx context.Context, moves []storage.Move) error {
 			return fmt.Errorf("refusing to move %s to %s: one holds the other", dir, to)
 		}
 		if len(m.Files) == 0 {
-			unknown = append(unknown, listing{dirPrefix(b.prefix, dir), to})
+			unknown = append(unknown, listing{dirPrefix(b.prefix, dir), to, m.Fresh})
 			continue
 		}
 		for _, f := range m.Files {
@@ -108,7 +112,7 @@ func (b *Backend) Move(ctx context.Context, moves []storage.Move) error {
 			if err != nil {
 				return fmt.Errorf("invalid file %q in %s", f, m.Dir)
 			}
-			files = append(files, moveFile{src: src, dst: dst, size: -1})
+			files = append(files, moveFile{src: src, dst: dst, size: -1, fresh: m.Fresh})
 		}
 	}
 	if len(unknown) > 0 {
@@ -131,7 +135,7 @@ func (b *Backend) Move(ctx context.Context, moves []storage.Move) error {
 					if err != nil {
 						return fmt.Errorf("cannot move %q: its name is not a storage path", key)
 					}
-					files = append(files, moveFile{src: key, dst: dst, size: aws.ToInt64(o.Size)})
+					files = append(files, moveFile{src: key, dst: dst, size: aws.ToInt64(o.Size), fresh: l.fresh})
 					return nil
 				})
 			})
@@ -141,9 +145,16 @@ func (b *Backend) Move(ctx context.Context, moves []storage.Move) error {
 		}
 	}
 	if len(files) > 0 {
-		conditional, err := b.learnConditionalCopy(ctx, files[0].dst)
-		if err != nil {
-			return err
+		// Only a destination that may exist needs to know whether copies are conditional.
+		conditional := false
+		for _, f := range files {
+			if !f.fresh {
+				var err error
+				if conditional, err = b.learnConditionalCopy(ctx, f.dst); err != nil {
+					return err
+				}
+				break
+			}
 		}
 		var mu sync.Mutex
 		g, gctx := errgroup.WithContext(ctx)
@@ -181,7 +192,10 @@ func (b *Backend) Move(ctx context.Context, moves []storage.Move) error {
 func (b *Backend) moveCopy(ctx context.Context, f moveFile, conditional bool) (remove bool, err error) {
 	src, dst := b.pathFor(f.src), b.pathFor(f.dst)
 	big := f.size > MultipartCopyThreshold
-	if !conditional || big {
+	if f.fresh {
+		// Nothing to look for: an earlier copy there is this run's, of this source.
+		conditional = false
+	} else if !conditional || big {
 		// The server would overwrite: look first. A concurrent writer can slip in
 		// between; its file names the same content (see storage.Mover).
 		switch exists, err := b.exists(ctx, f.dst); {
@@ -237,7 +251,7 @@ func (b *Backend) moveCopy(ctx context.Context, f moveFile, conditional bool) (r
 	case herr != nil || aws.ToInt64(head.ContentLength) <= MultipartCopyThreshold:
 		return false, fmt.Errorf("copying %s to %s: %w", src, dst, cerr)
 	}
-	if conditional {
+	if conditional && !f.fresh {
 		// The multipart path is not conditional: look first.
 		if exists, err := b.exists(ctx, f.dst); err != nil {
 			return false, fmt.Errorf("moving %s: stat %s: %w", src, dst, err)

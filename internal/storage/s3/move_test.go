@@ -336,6 +336,36 @@ func TestMoveCopyModes(t *testing.T) {
 	}
 }
 
+// Moves into a run's own directory (Fresh) copy without looking first, whatever the
+// server does with conditions: no probe, no HeadObject, one CopyObject per file, and
+// an earlier copy there (this run's, of the same source) is simply written again.
+func TestMoveFresh(t *testing.T) {
+	for _, mode := range []copyMode{copyHonours, copyIgnores, copyRejects} {
+		ctx := context.Background()
+		f := newMemS3(mode)
+		f.objs["r/blobs/ab/data"] = "ab"
+		f.objs["r/blobs/cd/data"] = "cd"
+		f.objs["r/q/blobs/cd/data"] = "cd" // copied before a retry
+		b := openMem(t, f, 4)
+		moves := []storage.Move{
+			{Unit: storage.Unit{Dir: "blobs/ab", Files: []string{"data"}}, To: "q/blobs/ab", Fresh: true},
+			{Unit: storage.Unit{Dir: "blobs/cd", Files: []string{"data"}}, To: "q/blobs/cd", Fresh: true},
+			{Unit: storage.Unit{Dir: "blobs/00", Files: []string{"data"}}, To: "q/blobs/00", Fresh: true},
+		}
+		if err := b.Move(ctx, moves); err != nil {
+			t.Fatal(err)
+		}
+		want := map[string]string{"r/q/blobs/ab/data": "ab", "r/q/blobs/cd/data": "cd"}
+		if d := diffObjects(f.snapshot(), want); d != "" {
+			t.Fatalf("mode %v, after the move:\n%s", mode, d)
+		}
+		req := b.Requests()
+		if req["CopyObject"] != 3 || req["HeadObject"] != 0 || req["PutObject"] != 0 || req["DeleteObjects"] != 1 {
+			t.Errorf("mode %v: requests %v: want 3 CopyObject, 1 DeleteObjects, no HeadObject and no probe", mode, req)
+		}
+	}
+}
+
 func TestMoveRefuses(t *testing.T) {
 	f := newMemS3(copyHonours)
 	f.objs["r/a/x"] = "x"
