@@ -90,7 +90,55 @@ type document struct {
 // mediaType, and an OCI document without one is an index when it has "manifests".
 // Anything else is ErrUnknown; malformed JSON or digests are errors too, so that
 // the caller keeps whatever such a manifest might reference.
-func Parse(data []byte) (*Manifest, error) {
+func Parse(data []byte) (*Manifest, error) { return parse(data, nil) }
+
+// Role says what a descriptor is to its manifest.
+type Role uint8
+
+const (
+	RoleConfig Role = iota + 1
+	RoleLayer
+	RoleChild // a manifest an index or manifest list names
+)
+
+func (r Role) String() string {
+	switch r {
+	case RoleConfig:
+		return "config"
+	case RoleLayer:
+		return "layer"
+	case RoleChild:
+		return "index child"
+	}
+	return "unknown"
+}
+
+// Descriptor is one reference of a manifest as the manifest states it: what a pull
+// fetches and checks (the subject is not: a pull does not fetch it).
+type Descriptor struct {
+	Role Role
+	// Digest is as written, of any valid algorithm.
+	Digest godigest.Digest
+	// Size is -1 where the manifest states none (schema1).
+	Size      int64
+	MediaType string
+	// URLs are where a non-distributable (foreign) layer is fetched from instead.
+	URLs []string
+}
+
+// ParseDescriptors is Parse, and also returns the config, layer and child
+// descriptors in the manifest's order (schema1: its fsLayers, unsized).
+func ParseDescriptors(data []byte) (*Manifest, []Descriptor, error) {
+	descs := []Descriptor{}
+	m, err := parse(data, &descs)
+	if err != nil {
+		return nil, nil, err
+	}
+	return m, descs, nil
+}
+
+// parse is Parse; with descs set it also records every descriptor there.
+func parse(data []byte, descs *[]Descriptor) (*Manifest, error) {
 	var doc document
 	if err := json.Unmarshal(data, &doc); err != nil {
 		return nil, fmt.Errorf("not a JSON manifest: %w", err)
@@ -108,6 +156,9 @@ func Parse(data []byte) (*Manifest, error) {
 		for _, l := range doc.FSLayers {
 			if err := m.addBlob(l.BlobSum); err != nil {
 				return nil, err
+			}
+			if descs != nil {
+				*descs = append(*descs, Descriptor{Role: RoleLayer, Digest: l.BlobSum, Size: -1})
 			}
 		}
 		return m, nil
@@ -143,10 +194,12 @@ func Parse(data []byte) (*Manifest, error) {
 		if err := m.addBlob(doc.Config.Digest); err != nil {
 			return nil, err
 		}
+		addDesc(descs, RoleConfig, *doc.Config)
 		for _, l := range doc.Layers {
 			if err := m.addBlob(l.Digest); err != nil {
 				return nil, err
 			}
+			addDesc(descs, RoleLayer, l)
 		}
 	} else {
 		if doc.Config != nil || len(doc.Layers) > 0 {
@@ -158,6 +211,7 @@ func Parse(data []byte) (*Manifest, error) {
 				if err != nil {
 					return nil, err
 				}
+				addDesc(descs, RoleChild, c)
 				if !ok {
 					m.Foreign++
 					continue
@@ -181,6 +235,12 @@ func Parse(data []byte) (*Manifest, error) {
 		}
 	}
 	return m, nil
+}
+
+func addDesc(descs *[]Descriptor, role Role, d v1.Descriptor) {
+	if descs != nil {
+		*descs = append(*descs, Descriptor{Role: role, Digest: d.Digest, Size: d.Size, MediaType: d.MediaType, URLs: d.URLs})
+	}
 }
 
 func (m *Manifest) addBlob(dg godigest.Digest) error {

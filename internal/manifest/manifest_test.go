@@ -2,8 +2,11 @@ package manifest
 
 import (
 	"errors"
+	"reflect"
 	"strings"
 	"testing"
+
+	godigest "github.com/opencontainers/go-digest"
 )
 
 const (
@@ -112,4 +115,85 @@ func BenchmarkParse(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+func TestParseDescriptors(t *testing.T) {
+	foreign := "sha512:" + strings.Repeat("ab", 64)
+	tests := []struct {
+		name string
+		doc  string
+		want []Descriptor
+	}{
+		{"image: config then layers, sizes and urls as written",
+			`{"schemaVersion":2,"mediaType":"` + MediaTypeDockerSchema2 + `","config":{"digest":"` + h1 + `","size":7},"layers":[{"digest":"` + h2 +
+				`","size":9,"mediaType":"x"},{"digest":"` + h3 + `","size":3,"urls":["https://example.com/l"]}]}`,
+			[]Descriptor{{Role: RoleConfig, Digest: h1, Size: 7}, {Role: RoleLayer, Digest: h2, Size: 9, MediaType: "x"},
+				{Role: RoleLayer, Digest: h3, Size: 3, URLs: []string{"https://example.com/l"}}}},
+		{"index: children, another algorithm kept",
+			`{"schemaVersion":2,"mediaType":"` + MediaTypeOCIIndex + `","manifests":[{"digest":"` + h1 + `","size":5},{"digest":"` + foreign + `","size":6}],"subject":{"digest":"` + h2 + `"}}`,
+			[]Descriptor{{Role: RoleChild, Digest: h1, Size: 5}, {Role: RoleChild, Digest: godigest.Digest(foreign), Size: 6}}},
+		{"schema1: unsized layers",
+			`{"schemaVersion":1,"fsLayers":[{"blobSum":"` + h1 + `"}]}`,
+			[]Descriptor{{Role: RoleLayer, Digest: h1, Size: -1}}},
+		{"empty index", `{"schemaVersion":2,"manifests":[]}`, []Descriptor{}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, got, err := ParseDescriptors([]byte(tt.doc))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(got, tt.want) {
+				t.Fatalf("got %+v\nwant %+v", got, tt.want)
+			}
+		})
+	}
+	if m, d, err := ParseDescriptors([]byte(`{"schemaVersion":3}`)); err == nil || m != nil || d != nil {
+		t.Fatalf("an unknown manifest gave %v %v %v", m, d, err)
+	}
+}
+
+// FuzzParseDescriptors checks that the descriptors agree with Parse: the same
+// verdict, and the sha256 ones are exactly its blobs and children, in order.
+func FuzzParseDescriptors(f *testing.F) {
+	f.Add([]byte(`{"schemaVersion":2,"mediaType":"` + MediaTypeOCIIndex + `","manifests":[{"digest":"` + h1 + `","size":3}]}`))
+	f.Add([]byte(`{"schemaVersion":1,"fsLayers":[{"blobSum":"` + h1 + `"}]}`))
+	f.Add([]byte(`{"schemaVersion":2,"config":{"digest":"` + h1 + `"},"layers":[{"digest":"` + h2 + `","urls":["u"]}]}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		m, descs, err := ParseDescriptors(data)
+		pm, perr := Parse(data)
+		if (err == nil) != (perr == nil) {
+			t.Fatalf("ParseDescriptors: %v; Parse: %v", err, perr)
+		}
+		if err != nil {
+			return
+		}
+		if !reflect.DeepEqual(m, pm) {
+			t.Fatalf("ParseDescriptors read %+v, Parse %+v", m, pm)
+		}
+		var blobs, children []string
+		for _, d := range descs {
+			if d.Digest.Validate() != nil {
+				t.Fatalf("an invalid digest passed: %q", d.Digest)
+			}
+			if d.Digest.Algorithm() != godigest.SHA256 {
+				continue
+			}
+			if d.Role == RoleChild {
+				children = append(children, string(d.Digest))
+			} else {
+				blobs = append(blobs, string(d.Digest))
+			}
+		}
+		var wantBlobs, wantChildren []string
+		for _, d := range m.Blobs {
+			wantBlobs = append(wantBlobs, d.String())
+		}
+		for _, d := range m.Children {
+			wantChildren = append(wantChildren, d.String())
+		}
+		if !reflect.DeepEqual(blobs, wantBlobs) || !reflect.DeepEqual(children, wantChildren) {
+			t.Fatalf("descriptors %v %v, manifest %v %v", blobs, children, wantBlobs, wantChildren)
+		}
+	})
 }
