@@ -48,6 +48,7 @@ const usageText = `Usage: %[1]s [OPTIONS] SERVICE|CONTAINER|VOLUME [REPOSITORY[:
        %[1]s [OPTIONS] --root DIR|--config FILE [REPOSITORY[:TAG]]...
        %[1]s trash list|purge ...    (see %[1]s trash --help)
        %[1]s restore ...             (see %[1]s restore --help)
+       %[1]s check ...               (do all images pull whole? see %[1]s check --help)
        %[1]s du ...                  (where the space goes: see %[1]s du --help)
 
 Purges untagged manifests, removes repositories or tags, and deletes the blobs no
@@ -164,6 +165,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	if len(args) > 0 && (args[0] == "trash" || args[0] == "restore") {
 		return runTrash(ctx, prog, args, stdout, stderr)
+	}
+	if len(args) > 0 && args[0] == "check" {
+		return runCheck(ctx, prog, args[1:], stdout, stderr)
 	}
 	if len(args) > 0 && args[0] == "du" {
 		return runDu(ctx, prog, args[1:], stdout, stderr)

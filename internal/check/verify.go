@@ -1,0 +1,82 @@
+package check
+
+import (
+	"context"
+	"fmt"
+	"io"
+
+	godigest "github.com/opencontainers/go-digest"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/clean-registry/clean-registry/internal/inventory"
+	"github.com/clean-registry/clean-registry/internal/layout"
+	"github.com/clean-registry/clean-registry/internal/storage"
+)
+
+// verify re-hashes the blobs ids, jobs at a time, streaming each; it returns those
+// whose content is not their digest's, or that went meanwhile. A read that fails
+// otherwise stops it: the storage cannot tell.
+func verify(ctx context.Context, b storage.Backend, inv *inventory.Inventory, ids []inventory.ID, jobs int, p *Progress) (map[inventory.ID]verdict, error) {
+	op, ok := b.(storage.Opener)
+	if !ok {
+		return nil, fmt.Errorf("--verify-digests: %s cannot stream its files", b)
+	}
+	for _, id := range ids {
+		p.TotalBytes.Add(max(inv.Blobs[id].Size, 0))
+	}
+	p.TotalBlobs.Add(int64(len(ids)))
+	verdicts := make([]*verdict, len(ids))
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(jobs)
+	for i, id := range ids {
+		g.Go(func() error {
+			v, err := hash(gctx, op, inv.Blobs[id].Digest, p)
+			verdicts[i] = v
+			p.Blobs.Add(1)
+			return err
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	out := map[inventory.ID]verdict{}
+	for i, v := range verdicts {
+		if v != nil {
+			out[ids[i]] = *v
+		}
+	}
+	return out, nil
+}
+
+// hash reads blob d and returns nil when its content is d's.
+func hash(ctx context.Context, op storage.Opener, d layout.Digest, p *Progress) (*verdict, error) {
+	r, err := op.Open(ctx, layout.BlobData(d))
+	if storage.IsNotExist(err) {
+		return &verdict{gone: true}, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("verifying blob %s: %w", d, err)
+	}
+	defer r.Close()
+	want := godigest.Digest(d.String())
+	got, err := want.Algorithm().FromReader(&counter{r: r, n: &p.Bytes})
+	if err != nil {
+		return nil, fmt.Errorf("verifying blob %s: %w", d, err)
+	}
+	if got != want {
+		return &verdict{actual: got.String()}, nil
+	}
+	return nil, nil
+}
+
+// counter counts what is read into n, for the progress line.
+type counter struct {
+	r io.Reader
+	n interface{ Add(int64) int64 }
+}
+
+func (c *counter) Read(b []byte) (int, error) {
+	n, err := c.r.Read(b)
+	c.n.Add(int64(n))
+	return n, err
+}
