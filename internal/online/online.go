@@ -43,7 +43,12 @@ func Verify(ctx context.Context, b storage.Backend, q *Quarantine, jobs int) (Re
 	if err != nil {
 		return res, err
 	}
-	target := func(rt repoTag) (layout.Digest, error) { return readTag(ctx, b, rt) }
+	written, err := writtenSinceMoved(ctx, b, q.Run, c, since, jobs)
+	if err != nil {
+		return res, err
+	}
+	target := func(rt repoTag) (layout.Digest, error) { return readTag(ctx, b, "", rt) }
+	movedTarget := func(rt repoTag) (layout.Digest, error) { return readTag(ctx, b, q.Run, rt) }
 	read := func(d layout.Digest) (*manifest.Manifest, error) {
 		data, err := b.ReadFile(ctx, layout.BlobData(d), layout.MaxManifestSize)
 		if storage.IsNotExist(err) {
@@ -54,7 +59,7 @@ func Verify(ctx context.Context, b storage.Backend, q *Quarantine, jobs int) (Re
 		}
 		return manifest.Parse(data)
 	}
-	items, err := needed(c, lv, since, target, read)
+	items, err := needed(c, lv, since, written, target, movedTarget, read)
 	if errors.Is(err, ErrBlind) {
 		res.Blind = err
 		items = everything(q, err.Error())
@@ -70,7 +75,11 @@ func Verify(ctx context.Context, b storage.Backend, q *Quarantine, jobs int) (Re
 
 // readTag reads a tag's current link. The registry rewrites the file in place: a
 // read that meets it half written is tried again before it counts as garbled.
-func readTag(ctx context.Context, b storage.Backend, rt repoTag) (layout.Digest, error) {
+func readTag(ctx context.Context, b storage.Backend, quarantine string, rt repoTag) (layout.Digest, error) {
+	p := layout.TagCurrentLink(rt.repo, rt.tag)
+	if quarantine != "" {
+		p = layout.Quarantined(quarantine, p)
+	}
 	var err error
 	for try := 0; try < 5; try++ {
 		if try > 0 {
@@ -81,7 +90,7 @@ func readTag(ctx context.Context, b storage.Backend, rt repoTag) (layout.Digest,
 			}
 		}
 		var data []byte
-		data, err = b.ReadFile(ctx, layout.TagCurrentLink(rt.repo, rt.tag), layout.MaxLinkSize)
+		data, err = b.ReadFile(ctx, p, layout.MaxLinkSize)
 		if err != nil {
 			if storage.IsNotExist(err) {
 				return layout.Digest{}, err
@@ -94,6 +103,35 @@ func readTag(ctx context.Context, b storage.Backend, rt repoTag) (layout.Digest,
 		}
 	}
 	return layout.Digest{}, err
+}
+
+// writtenSinceMoved returns the tags the run moved whose current link was written
+// since it began: a push that completed between the scan and the move (e.g. into a
+// tag directory the scan found still empty, which the run deleted as a remnant), so
+// the registry acknowledged it and the run took it away. Only movers that keep
+// times can tell; on the others such a tag goes with the run, as documented.
+func writtenSinceMoved(ctx context.Context, b storage.Backend, run string, c *contents, since time.Time, jobs int) (map[repoTag]bool, error) {
+	tm, ok := b.(storage.TimeKeepingMover)
+	if !ok || !tm.MovesKeepTimes() || since.IsZero() || len(c.tags) == 0 {
+		return nil, nil
+	}
+	tags := make([]repoTag, 0, len(c.tags))
+	paths := make([]string, 0, len(c.tags))
+	for rt := range c.tags {
+		tags = append(tags, rt)
+		paths = append(paths, layout.Quarantined(run, layout.TagCurrentLink(rt.repo, rt.tag)))
+	}
+	times, gone, err := statAll(ctx, b, paths, jobs)
+	if err != nil {
+		return nil, err
+	}
+	written := map[repoTag]bool{}
+	for i, rt := range tags {
+		if !gone[i] && !times[i].Before(since) {
+			written[rt] = true
+		}
+	}
+	return written, nil
 }
 
 // everything lists every file of q as an item to put back.

@@ -121,10 +121,13 @@ func (it Item) KindName() string {
 // tags written again after the run moved them, manifests whose blob the run moved,
 // tags that point somewhere new. A live layer link to a quarantined blob brings the
 // blob back too: a push is under way. target reads a tag's current link; read
-// reads a manifest (live or from the quarantine). A manifest or tag that cannot be
-// read or understood makes the answer ErrBlind: the caller puts everything back.
-func needed(q *contents, lv *live, since time.Time,
-	target func(repoTag) (layout.Digest, error),
+// reads a manifest (live or from the quarantine). A tag the run moved although a
+// push wrote it after the scan (written; movedTarget reads it in the quarantine)
+// comes back too, unless the tag was written again since. A manifest or tag that
+// cannot be read or understood makes the answer ErrBlind: the caller puts
+// everything back.
+func needed(q *contents, lv *live, since time.Time, written map[repoTag]bool,
+	target, movedTarget func(repoTag) (layout.Digest, error),
 	read func(layout.Digest) (*manifest.Manifest, error)) ([]Item, error) {
 
 	var out []Item
@@ -192,12 +195,30 @@ func needed(q *contents, lv *live, since time.Time,
 			return nil, err
 		}
 	}
-	tags := sortedKeys(lv.tags, func(a, b repoTag) int {
+	cmpTag := func(a, b repoTag) int {
 		if a.repo != b.repo {
 			return cmpString(a.repo, b.repo)
 		}
 		return cmpString(a.tag, b.tag)
-	})
+	}
+	for _, rt := range sortedKeys(written, cmpTag) {
+		if _, ok := lv.tags[rt]; ok {
+			continue // written again after the move: the live tag stands (below)
+		}
+		d, err := movedTarget(rt)
+		if storage.IsNotExist(err) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("%w: tag %s:%s moved into the quarantine: %v", ErrBlind, rt.repo, rt.tag, err)
+		}
+		why := "tag " + rt.repo + ":" + rt.tag + " written during the run, after the scan"
+		add(Item{Kind: layout.KindTagCurrentLink, Repo: rt.repo, Tag: rt.tag, Why: why})
+		if err := visit(repoDigest{rt.repo, d}, "needed by "+rt.repo+":"+rt.tag+", written during the run, after the scan"); err != nil {
+			return nil, err
+		}
+	}
+	tags := sortedKeys(lv.tags, cmpTag)
 	for _, rt := range tags {
 		t := lv.tags[rt]
 		if !t.IsZero() && t.Before(since) && !q.tags[rt] {

@@ -52,8 +52,12 @@ func TestNeeded(t *testing.T) {
 		tags    map[string]time.Time // "repo:tag" -> time; targets below
 		targets map[string]byte
 		layers  []string
-		want    []string // "kind subject"
-		blind   bool
+		// written: tags the run moved whose current link a push wrote after the
+		// scan, with the targets of those links in the quarantine.
+		written      []string
+		movedTargets map[string]byte
+		want         []string // "kind subject"
+		blind        bool
 	}{
 		{name: "nothing new", q: q{blobs: []byte{2, 3}, layers: []string{"a:2"}},
 			revs: map[string]time.Time{"a:10": before}},
@@ -97,6 +101,20 @@ func TestNeeded(t *testing.T) {
 			tags: map[string]time.Time{"a:bad": after}, targets: map[string]byte{"a:bad": 0}, blind: true},
 		{name: "a tag deleted meanwhile",
 			tags: map[string]time.Time{"a:gone": after}},
+		{name: "a tag the run moved after a push wrote it comes back with its image",
+			q:            q{blobs: []byte{10, 1}, revisions: []string{"a:10"}, layers: []string{"a:1"}, tags: []string{"a:t"}},
+			written:      []string{"a:t"},
+			movedTargets: map[string]byte{"a:t": 10},
+			want:         []string{"tag a:t", "revision a:10", "blob 10", "blob 1", "layer-link a:1"}},
+		{name: "a moved tag written again since: the live one stands",
+			q:            q{blobs: []byte{10}, revisions: []string{"a:10"}, tags: []string{"a:t"}},
+			tags:         map[string]time.Time{"a:t": after},
+			targets:      map[string]byte{"a:t": 10},
+			written:      []string{"a:t"},
+			movedTargets: map[string]byte{"a:t": 11},
+			want:         []string{"revision a:10", "blob 10"}},
+		{name: "a garbled moved tag", q: q{tags: []string{"a:t"}},
+			written: []string{"a:t"}, movedTargets: map[string]byte{"a:t": 0}, blind: true},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -120,17 +138,26 @@ func TestNeeded(t *testing.T) {
 			for _, s := range c.layers {
 				lv.layers[rd(s)] = true
 			}
-			target := func(rt repoTag) (layout.Digest, error) {
-				n, ok := c.targets[rt.repo+":"+rt.tag]
-				switch {
-				case !ok:
-					return layout.Digest{}, storage.ErrNotExist
-				case n == 0:
-					return layout.Digest{}, errors.New("garbled")
-				}
-				return dg(n), nil
+			for _, s := range c.q.tags {
+				qc.tags[repoTag{s[:1], s[2:]}] = true
 			}
-			items, err := needed(qc, lv, since, target, read)
+			written := map[repoTag]bool{}
+			for _, s := range c.written {
+				written[repoTag{s[:1], s[2:]}] = true
+			}
+			targetIn := func(targets map[string]byte) func(repoTag) (layout.Digest, error) {
+				return func(rt repoTag) (layout.Digest, error) {
+					n, ok := targets[rt.repo+":"+rt.tag]
+					switch {
+					case !ok:
+						return layout.Digest{}, storage.ErrNotExist
+					case n == 0:
+						return layout.Digest{}, errors.New("garbled")
+					}
+					return dg(n), nil
+				}
+			}
+			items, err := needed(qc, lv, since, written, targetIn(c.targets), targetIn(c.movedTargets), read)
 			if c.blind {
 				if !errors.Is(err, ErrBlind) {
 					t.Fatalf("got %v, want ErrBlind", err)
@@ -146,7 +173,11 @@ func TestNeeded(t *testing.T) {
 				if it.Repo != "" {
 					s += it.Repo + ":"
 				}
-				got = append(got, s+fmt.Sprint(it.Digest[0]))
+				if it.Tag != "" {
+					got = append(got, s+it.Tag)
+				} else {
+					got = append(got, s+fmt.Sprint(it.Digest[0]))
+				}
 				if it.Why == "" {
 					t.Errorf("%s has no reason", s)
 				}

@@ -31,3 +31,11 @@ type Mover interface {
 	// write. Like Delete, calls carry up to a thousand units and may run at once.
 	Move(ctx context.Context, moves []Move) error
 }
+
+// TimeKeepingMover is implemented by movers whose moves keep each file's modification
+// time (a rename does; an object store's copy does not): what a quarantine holds then
+// tells when it was written, e.g. a tag a push wrote between a run's scan and its move.
+type TimeKeepingMover interface {
+	Mover
+	MovesKeepTimes() bool
+}

@@ -5,10 +5,12 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
 
 	"github.com/clean-registry/clean-registry/internal/clean"
 	rpt "github.com/clean-registry/clean-registry/internal/report"
+	"github.com/clean-registry/clean-registry/internal/storage"
 	"github.com/clean-registry/clean-registry/internal/storage/fs"
 	"github.com/clean-registry/clean-registry/test/harness"
 )
@@ -164,4 +166,68 @@ func TestOnlineKillBinary(t *testing.T) {
 	e := newEnv(t)
 	keep := killScenario(t, e, 16)
 	killRuns(t, e, keep, []string{"--online", "--grace", "0", "--settle", "1s", "-j", "1"})
+}
+
+// pushBeforeFirstMove is a filesystem backend on which a push completes between a
+// run's scan and its first move: push runs once, just before the first Move.
+type pushBeforeFirstMove struct {
+	*fs.Backend
+	once sync.Once
+	push func() error
+	err  error
+}
+
+func (b *pushBeforeFirstMove) Move(ctx context.Context, moves []storage.Move) error {
+	b.once.Do(func() { b.err = b.push() })
+	if b.err != nil {
+		return b.err
+	}
+	return b.Backend.Move(ctx, moves)
+}
+
+// The race the soak found: the registry creates a tag's directories, the scan sees
+// them empty (a remnant of an interrupted deletion, by all it can tell) while the
+// manifest it names is untagged, then the push writes the tag's links and is
+// acknowledged, and the run moves the tag directory, links included, and the
+// manifest. The verification finds the tag's current link written after the scan
+// in the quarantine and puts back the tag and its whole image.
+func TestOnlineTagWrittenBetweenScanAndMove(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	img := harness.Image(930, 2, harness.OCI)
+	d := e.s.PushImage("app:1", img)
+	e.s.PushImage("app:1", harness.Image(931, 1, harness.OCI)) // d is untagged now
+	e.reg.StopT(t)
+	// The push of app:2 (by digest d) under way: its index directory, no link yet.
+	tagIndexDir := filepath.Dir(filepath.Join(e.root, filepath.FromSlash(harness.TagIndexLinkPath("app", "2", d))))
+	if err := os.MkdirAll(tagIndexDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	fb, err := fs.New(e.root, 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := &pushBeforeFirstMove{Backend: fb, push: func() error {
+		if err := harness.WriteLink(e.root, harness.TagIndexLinkPath("app", "2", d), d); err != nil {
+			return err
+		}
+		return harness.WriteLink(e.root, harness.TagCurrentLinkPath("app", "2"), d)
+	}}
+	rep, err := clean.Run(context.Background(), b, clean.Options{Jobs: 4, Online: &clean.Online{}})
+	if err != nil {
+		t.Fatalf("online run: %v", err)
+	}
+	restored := map[string]bool{}
+	for _, r := range rep.Online.Restored {
+		restored[r.Subject] = true
+		t.Logf("put back %s %s: %s", r.Kind, r.Subject, r.Why)
+	}
+	for _, want := range append(harness.BlobsOf(img), "app:2", "app@"+d) {
+		if !restored[want] {
+			t.Errorf("%s was not put back", want)
+		}
+	}
+	quarantineEmpty(t, e.root)
+	e.reg.RestartT(t)
+	e.s.PullAll("app:1", "app:2")
 }

@@ -13,6 +13,11 @@ import (
 	"github.com/clean-registry/clean-registry/internal/storage"
 )
 
+var _ storage.TimeKeepingMover = (*Backend)(nil)
+
+// MovesKeepTimes reports true: a rename, or link(2) and unlink(2), keep the file.
+func (b *Backend) MovesKeepTimes() bool { return true }
+
 // Move renames each unit's directory to its destination: one atomic rename(2) when
 // the destination does not exist yet (the quarantine's case), else file by file with
 // link(2), which never replaces an existing file, and unlink(2).
