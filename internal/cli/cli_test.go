@@ -204,3 +204,18 @@ func TestCrashLeftovers(t *testing.T) {
 		}
 	}
 }
+
+// "clean" introduces the seed's form, so that a container named like a subcommand
+// can still be cleaned: clean-registry clean du.
+func TestCleanSubcommand(t *testing.T) {
+	root := sample(t)
+	if code, _, errs := cli("clean", "--root", root, "-q", "--grace", "0", "-x", "app:v2"); code != ExitOK {
+		t.Fatalf("code %d: %s", code, errs)
+	}
+	if _, err := os.Stat(filepath.Join(root, filepath.FromSlash(layout.TagCurrentLink("app", "v2")))); !os.IsNotExist(err) {
+		t.Fatalf("clean --root ... -x app:v2 left the tag: %v", err)
+	}
+	if code, _, _ := cli("clean"); code == ExitOK {
+		t.Fatal("clean with no target: exit 0")
+	}
+}
