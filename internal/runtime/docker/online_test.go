@@ -22,14 +22,16 @@ import (
 )
 
 func TestEndpoints(t *testing.T) {
+	settings := &container.NetworkSettings{
+		Networks: map[string]*network.EndpointSettings{"bridge": {IPAddress: "172.17.0.5"}},
+	}
+	// Set through the promoted field: the embedding struct's name is deprecated.
+	settings.Ports = nat.PortMap{
+		"5000/tcp": {{HostIP: "0.0.0.0", HostPort: "8080"}, {HostIP: "::", HostPort: "8080"}, {HostIP: "10.1.2.3", HostPort: "9090"}},
+	}
 	ins := container.InspectResponse{
-		Config: &container.Config{ExposedPorts: nat.PortSet{"5000/tcp": {}, "5001/tcp": {}, "53/udp": {}}},
-		NetworkSettings: &container.NetworkSettings{
-			NetworkSettingsBase: container.NetworkSettingsBase{Ports: nat.PortMap{
-				"5000/tcp": {{HostIP: "0.0.0.0", HostPort: "8080"}, {HostIP: "::", HostPort: "8080"}, {HostIP: "10.1.2.3", HostPort: "9090"}},
-			}},
-			Networks: map[string]*network.EndpointSettings{"bridge": {IPAddress: "172.17.0.5"}},
-		},
+		Config:          &container.Config{ExposedPorts: nat.PortSet{"5000/tcp": {}, "5001/tcp": {}, "53/udp": {}}},
+		NetworkSettings: settings,
 	}
 	want := []endpoint{
 		{"5000/tcp", "127.0.0.1:8080"}, {"5000/tcp", "[::1]:8080"}, {"5000/tcp", "10.1.2.3:9090"}, {"5000/tcp", "172.17.0.5:5000"},
