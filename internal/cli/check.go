@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -92,7 +91,7 @@ func runCheck(ctx context.Context, prog string, args []string, stdout, stderr io
 		fmt.Fprint(stderr, usage)
 		if cmd.o.json || wantsJSON(args) {
 			doc.Error, doc.Stage = err.Error(), "command line"
-			writeCheckDoc(doc, stdout, stderr)
+			writeDoc(doc, stdout, stderr)
 		}
 		return ExitUsage
 	}
@@ -103,22 +102,10 @@ func runCheck(ctx context.Context, prog string, args []string, stdout, stderr io
 		fmt.Fprintln(stderr, "ERROR: "+msg)
 		doc.Error, doc.Stage = msg, stage
 	}
-	if cmd.o.json && !writeCheckDoc(doc, stdout, stderr) && code == ExitOK {
+	if cmd.o.json && !writeDoc(doc, stdout, stderr) && code == ExitOK {
 		return ExitError
 	}
 	return code
-}
-
-func writeCheckDoc(doc *checkDoc, stdout, stderr io.Writer) bool {
-	data, err := json.MarshalIndent(doc, "", "  ")
-	if err == nil {
-		_, err = stdout.Write(append(data, '\n'))
-	}
-	if err != nil {
-		fmt.Fprintln(stderr, "ERROR: writing the JSON document: "+err.Error())
-		return false
-	}
-	return true
 }
 
 // parseCheck parses check's command line (args after "check").

@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -309,12 +308,7 @@ func finishDu(out duOutcome, cmd duCmd, helpText string, args []string, stdout, 
 		if out.err != nil {
 			doc.Error, doc.Stage = strings.TrimSpace(out.err.Error()), out.stage
 		}
-		data, err := json.MarshalIndent(doc, "", "  ")
-		if err == nil {
-			_, err = stdout.Write(append(data, '\n'))
-		}
-		if err != nil && out.err == nil {
-			fmt.Fprintln(stderr, "ERROR: writing the JSON document: "+err.Error())
+		if !writeDoc(doc, stdout, stderr) && out.err == nil {
 			return ExitError
 		}
 	}
