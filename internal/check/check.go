@@ -28,14 +28,7 @@ import (
 )
 
 // Selector names a repository (Tag empty: all its tags) or one tag.
-type Selector struct{ Repo, Tag string }
-
-func (s Selector) String() string {
-	if s.Tag == "" {
-		return s.Repo
-	}
-	return s.Repo + ":" + s.Tag
-}
+type Selector = layout.Selector
 
 // Options says what to check.
 type Options struct {

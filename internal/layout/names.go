@@ -40,6 +40,20 @@ func ValidRepository(repo string) error {
 	return nil
 }
 
+// Selector names a repository (Tag empty) or one tag of it, as a command line
+// gives them to a cleaning, a restore or a check.
+type Selector struct {
+	Repo string
+	Tag  string // empty: the whole repository
+}
+
+func (s Selector) String() string {
+	if s.Tag == "" {
+		return s.Repo
+	}
+	return s.Repo + ":" + s.Tag
+}
+
 // ParseReference splits "REPOSITORY[:TAG]" and validates both parts the seed's way:
 // the whole argument is shorter than 256 characters.
 func ParseReference(s string) (repo, tag string, err error) {

@@ -11,14 +11,7 @@ import (
 )
 
 // Selector names what to restore from a trash: a repository, or one tag of it.
-type Selector struct{ Repo, Tag string }
-
-func (s Selector) String() string {
-	if s.Tag == "" {
-		return s.Repo
-	}
-	return s.Repo + ":" + s.Tag
-}
+type Selector = layout.Selector
 
 // RestorePlan is what a restore puts back.
 type RestorePlan struct {

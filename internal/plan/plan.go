@@ -13,17 +13,7 @@ import (
 )
 
 // Selector names a repository, or one tag of it.
-type Selector struct {
-	Repo string
-	Tag  string // empty: the whole repository
-}
-
-func (s Selector) String() string {
-	if s.Tag == "" {
-		return s.Repo
-	}
-	return s.Repo + ":" + s.Tag
-}
+type Selector = layout.Selector
 
 // Policy says what to clean.
 type Policy struct {
