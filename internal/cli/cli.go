@@ -106,6 +106,14 @@ Options:
                         keep it this long (7d, 2w), restorable with "restore";
                         the bytes are freed when it expires (default 0: delete
                         for good).
+      --metrics-file FILE
+                        After the run (also a failed one), write its metrics
+                        in the Prometheus text format to FILE, atomically
+                        (for node_exporter's textfile collector: *.prom).
+      --pushgateway URL Push the run's metrics to this Prometheus Pushgateway
+                        (job "clean_registry", instance: the storage). A
+                        failure to export is a warning: the exit status stays
+                        the run's.
 
 Exit status: 0 done; 1 an error, or a named repository or tag that does not
 exist; 2 a bad command line. With --json, stdout always holds one JSON document,
@@ -123,6 +131,7 @@ type options struct {
 	remove, volume, quiet, version, help, dryRun, json bool
 	stop, noRestart, online                            bool
 	root, config                                       string
+	metricsFile, pushgateway                           string
 	grace, uploadAge, wait, settle, keepDeleted        time.Duration
 	jobs                                               int
 	graceSet                                           bool
@@ -179,8 +188,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	usage := fmt.Sprintf(usageText, prog, defaultJobs())
 	var o options
+	start := time.Now()
 	out := parseAndRun(ctx, prog, usage, args, &o, stdout, stderr)
-	return finish(ctx, out, o, usage, args, stdout, stderr)
+	return o.exportMetrics(ctx, out, start, finish(ctx, out, o, usage, args, stdout, stderr), stderr)
 }
 
 // finish is the one exit path: the error on stderr, and with --json exactly one
@@ -268,6 +278,8 @@ func parseAndRun(ctx context.Context, prog, usage string, args []string, o *opti
 	flags.BoolVar(&o.stop, "stop", false, "")
 	flags.BoolVar(&o.noRestart, "no-restart", false, "")
 	flags.IntVarP(&o.jobs, "jobs", "j", defaultJobs(), "")
+	flags.StringVar(&o.metricsFile, "metrics-file", "", "")
+	flags.StringVar(&o.pushgateway, "pushgateway", "", "")
 	if err := flags.Parse(args); err != nil {
 		return usageError("%v", err)
 	}
@@ -294,6 +306,9 @@ func parseAndRun(ctx context.Context, prog, usage string, args []string, o *opti
 		return usageError("--settle is for online runs: add --online")
 	case o.online && o.stop:
 		return usageError("--online and --stop exclude each other: an online run stops nothing")
+	}
+	if out, bad := o.checkMetricsFlags(flags.Changed("metrics-file"), flags.Changed("pushgateway")); bad {
+		return out
 	}
 	if out, bad := o.readRetention(flags); bad {
 		return out
