@@ -50,6 +50,7 @@ const usageText = `Usage: %[1]s [OPTIONS] SERVICE|CONTAINER|VOLUME [REPOSITORY[:
        %[1]s restore ...             (see %[1]s restore --help)
        %[1]s check ...               (do all images pull whole? see %[1]s check --help)
        %[1]s du ...                  (where the space goes: see %[1]s du --help)
+       %[1]s version [--json]        (as --version; --json: with the build's details)
        %[1]s clean ...               (the first forms, for a container named
                                       like a command: %[1]s clean du)
 
@@ -182,6 +183,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	if len(args) > 0 && args[0] == "du" {
 		return runDu(ctx, prog, args[1:], stdout, stderr)
+	}
+	if len(args) > 0 && args[0] == "version" {
+		return runVersion(prog, args[1:], stdout, stderr)
 	}
 	if len(args) > 0 && args[0] == "clean" {
 		args = args[1:] // the seed's form, whatever the target's name

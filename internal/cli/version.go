@@ -1,0 +1,88 @@
+package cli
+
+import (
+	"fmt"
+	"io"
+	"runtime"
+	"runtime/debug"
+
+	"github.com/spf13/pflag"
+)
+
+const versionUsageText = `Usage: %[1]s version [--json]
+
+Prints the version, as --version does. With --json, one JSON document: the
+version, and what the binary says of its build (the module version "go install"
+recorded, the commit, the Go version and the platform).
+
+Options:
+      --json            Print one JSON document on stdout instead of text.
+  -h, --help            Show this help and exit.
+
+Exit status: 0 done; 2 a bad command line.
+`
+
+// versionDoc is "version --json".
+type versionDoc struct {
+	Program string `json:"program"`
+	Version string `json:"version"`
+	// Module is the module version the Go tool recorded: v1.2.3 or a pseudo-version
+	// for "go install ...@VERSION", "(devel)" or a VCS-stamped one for a local build.
+	Module   string `json:"module,omitempty"`
+	Revision string `json:"vcs_revision,omitempty"`
+	Time     string `json:"vcs_time,omitempty"`
+	Modified bool   `json:"vcs_modified,omitempty"`
+	Go       string `json:"go"`
+	Platform string `json:"platform"`
+}
+
+// runVersion is "clean-registry version": the --version line, or its JSON document.
+func runVersion(prog string, args []string, stdout, stderr io.Writer) int {
+	var help, asJSON bool
+	flags := pflag.NewFlagSet(prog+" version", pflag.ContinueOnError)
+	flags.SetOutput(io.Discard)
+	flags.BoolVarP(&help, "help", "h", false, "")
+	flags.BoolVar(&asJSON, "json", false, "")
+	err := flags.Parse(args)
+	if err == nil && flags.NArg() > 0 {
+		err = fmt.Errorf("version takes no arguments, not %q", flags.Arg(0))
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, "ERROR: version: "+err.Error())
+		fmt.Fprintf(stderr, versionUsageText, prog)
+		return ExitUsage
+	}
+	switch {
+	case help:
+		fmt.Fprintf(stdout, versionUsageText, prog)
+	case asJSON:
+		if !writeDoc(versionInfo(prog), stdout, stderr) {
+			return ExitError
+		}
+	default:
+		fmt.Fprintf(stdout, "%s %s\n", prog, Version)
+	}
+	return ExitOK
+}
+
+// versionInfo is the version and what the binary's build information holds.
+func versionInfo(prog string) versionDoc {
+	doc := versionDoc{Program: prog, Version: Version, Go: runtime.Version(),
+		Platform: runtime.GOOS + "/" + runtime.GOARCH}
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return doc
+	}
+	doc.Module = bi.Main.Version
+	for _, s := range bi.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			doc.Revision = s.Value
+		case "vcs.time":
+			doc.Time = s.Value
+		case "vcs.modified":
+			doc.Modified = s.Value == "true"
+		}
+	}
+	return doc
+}
