@@ -144,26 +144,6 @@ func TestCLITargets(t *testing.T) {
 		addr = addrOf(t, id)
 		f.verifyKept(t, addr)
 	})
-
-	t.Run("dockerized", func(t *testing.T) {
-		img := cliImage(t)
-		f := fill(t, addr)
-		since := time.Now()
-		var out bytes.Buffer
-		code := runContainer(t, img, []mount.Mount{
-			{Type: mount.TypeBind, Source: engineSocket(t), Target: "/var/run/docker.sock"},
-			{Type: mount.TypeVolume, Source: vol, Target: "/var/lib/registry"},
-		}, &out, &out, name)
-		actions := containerActions(t, id, since, time.Now())
-		if code != 0 || !contains(actions, "pause") {
-			t.Fatalf("dockerized: exit %d, engine events %v; want exit 0 and a pause\n%s", code, actions, out.String())
-		}
-		if st, _ := state(t, id); st != "running" {
-			t.Fatalf("after the dockerized run: the registry is %s, want running", st)
-		}
-		addr = addrOf(t, id)
-		f.verifyKept(t, addr)
-	})
 }
 
 // TestCLISIGTERM sends SIGTERM to clean-registry once the engine reports the
@@ -218,31 +198,4 @@ wait:
 	}
 	addr = addrOf(t, id)
 	f.verifyKept(t, addr)
-}
-
-var cliImages lazyImage
-
-// cliImage builds the project's Dockerfile from the static binary, the documented
-// way (docs/docker.md).
-func cliImage(t *testing.T) string {
-	t.Helper()
-	bin := cliBinary(t)
-	api := engine(t)
-	return cliImages.get(t, "clean-registry", func() (string, error) {
-		dockerfile, err := os.ReadFile("../../Dockerfile")
-		if err != nil {
-			return "", err
-		}
-		files := map[string]fileEntry{
-			"Dockerfile":     {data: dockerfile},
-			"clean-registry": {path: bin, mode: 0o755},
-		}
-		if _, err := os.Stat("/etc/ssl/certs/ca-certificates.crt"); err == nil {
-			files["ca-certificates.crt"] = fileEntry{path: "/etc/ssl/certs/ca-certificates.crt"}
-		} else {
-			files["ca-certificates.crt"] = fileEntry{data: []byte{}}
-		}
-		ref := "crtest-clean-registry:" + randomHex(4)
-		return ref, buildImage(api, ref, files)
-	})
 }

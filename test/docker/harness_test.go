@@ -71,6 +71,9 @@ func TestMain(m *testing.M) {
 	if cliPath != "" {
 		os.RemoveAll(filepath.Dir(cliPath))
 	}
+	if imageBin != "" {
+		os.RemoveAll(filepath.Dir(imageBin))
+	}
 	if engineAPI != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		for _, img := range createdImages {
