@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"sync/atomic"
 
 	"github.com/clean-registry/clean-registry/internal/plan"
 	"github.com/clean-registry/clean-registry/internal/storage"
@@ -93,17 +94,22 @@ func Run(ctx context.Context, b storage.Backend, p *plan.Plan, opts Options) (Re
 
 // runPhase deletes p's deletions start to end in parallel batches; each batch's units
 // are built only when a job is free to take it. On an error it returns the ranges of
-// the batches that were applied, merged and in plan order.
+// the batches that were applied, merged and in plan order. A batch that fails stops
+// the phase: no batch starts after it, while those under way are not cancelled but
+// finish, so that what they applied is known and reported (a cancelled ctx, a
+// signal, still interrupts them).
 func runPhase(ctx context.Context, p *plan.Plan, start, end, jobs int, apply func(context.Context, []storage.Unit) error) ([]Range, error) {
 	jobs = max(jobs, 1)
-	g, gctx := errgroup.WithContext(ctx)
+	var g errgroup.Group
 	g.SetLimit(jobs)
 	var mu sync.Mutex
 	var done []Range
+	var failed atomic.Bool
 	// A phase smaller than a full batch per job is spread over all of them: 8,000
 	// revisions make 16 batches of 500, not 8 of 1,000 with half the jobs idle.
 	size := min(BatchSize, max(1, (end-start+jobs-1)/jobs))
-	for i := start; i < end; {
+	i := start
+	for i < end && !failed.Load() && ctx.Err() == nil {
 		first, units := i, []storage.Unit(nil)
 		for i < end && len(units) < size {
 			units = append(units, p.At(i).Units()...)
@@ -111,7 +117,8 @@ func runPhase(ctx context.Context, p *plan.Plan, start, end, jobs int, apply fun
 		}
 		last := i
 		g.Go(func() error {
-			if err := apply(gctx, units); err != nil {
+			if err := apply(ctx, units); err != nil {
+				failed.Store(true)
 				return err
 			}
 			mu.Lock()
@@ -120,7 +127,11 @@ func runPhase(ctx context.Context, p *plan.Plan, start, end, jobs int, apply fun
 			return nil
 		})
 	}
-	if err := g.Wait(); err != nil {
+	err := g.Wait()
+	if err == nil && i < end {
+		err = ctx.Err() // stopped before the last batches, none of which failed
+	}
+	if err != nil {
 		return merge(done), err
 	}
 	return nil, nil

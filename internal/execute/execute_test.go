@@ -159,3 +159,44 @@ func TestMergeRanges(t *testing.T) {
 		t.Fatalf("merge = %v, want %v", got, want)
 	}
 }
+
+// siblingBackend fails the batch that holds unit fail at once; every other batch
+// waits for that failure, then applies its units unless its context was cancelled.
+type siblingBackend struct {
+	storage.Backend
+	fail    string
+	failed  chan struct{}
+	mu      sync.Mutex
+	applied int
+}
+
+func (s *siblingBackend) Delete(ctx context.Context, units []storage.Unit) error {
+	for _, u := range units {
+		if u.Dir == s.fail {
+			close(s.failed)
+			return errInjected
+		}
+	}
+	<-s.failed
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	s.applied += len(units)
+	s.mu.Unlock()
+	return nil
+}
+
+// A batch that fails does not cancel the batches under way beside it: they finish,
+// and what they applied is reported.
+func TestFailedBatchLetsSiblingsFinish(t *testing.T) {
+	p := testPlan()
+	b := &siblingBackend{fail: p.At(2499).Dir(), failed: make(chan struct{})} // the last of 4 batches of 625
+	res, err := Run(context.Background(), b, p, Options{Jobs: 4})
+	if !errors.Is(err, errInjected) {
+		t.Fatalf("err = %v, want the injected failure", err)
+	}
+	if want := []Range{{0, 1875}}; !reflect.DeepEqual(res.Applied, want) || res.Done != 1875 || b.applied != 1875 {
+		t.Fatalf("applied %v (%d), the storage %d; want %v (1875)", res.Applied, res.Done, b.applied, want)
+	}
+}

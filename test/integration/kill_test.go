@@ -2,13 +2,16 @@ package integration
 
 import (
 	"bufio"
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	iofs "io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -115,10 +118,14 @@ var errCrash = errors.New("injected crash")
 // there: the unit that would exceed the budget and everything after it never happen.
 // When torn, the process dies inside that unit instead: its files are unlinked, its
 // directories not yet removed (the order in which a directory is deleted).
+//
+// When whole, a call that would exceed the budget applies none of its units: the
+// crash falls between two batches, and what was applied is known exactly.
 type crashingBackend struct {
 	*fs.Backend
 	root    string
 	torn    bool
+	whole   bool
 	mu      sync.Mutex
 	budget  int // units still allowed; negative: unlimited
 	units   int // units applied
@@ -130,6 +137,9 @@ func (b *crashingBackend) take(n int) (allowed int, tear bool) {
 	defer b.mu.Unlock()
 	if b.budget >= 0 {
 		allowed = min(n, b.budget)
+		if b.whole && allowed < n {
+			allowed, b.budget = 0, 0
+		}
 		b.budget -= allowed
 	} else {
 		allowed = n
@@ -352,4 +362,92 @@ func TestRemoveTagCrashAtEveryPoint(t *testing.T) {
 	keep := []string{"x:b", "y:1"}
 	crashEverywhere(t, e.root, keep, clean.Options{Grace: 0, Jobs: 4, Remove: true,
 		Select: []clean.Selector{{Repo: "x", Tag: "a"}}})
+}
+
+// TestCrashReportsAppliedDeletions crashes a real run at points all through and
+// reads its report: the log lists, in plan order, exactly the deletions the JSON
+// marks applied, also those of the phase the crash stopped; each of them is gone
+// from storage; when the crash falls between two batches, each deletion not marked
+// applied is still there. Within a batch the crash interrupts, the storage does not
+// say which of its units went: none of them is listed (a rerun completes them).
+func TestCrashReportsAppliedDeletions(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	killScenario(t, e, 12)
+	opts := clean.Options{Grace: 0, Jobs: 4}
+	total, err := cleanInProcessWith(t, copyOf(t, e.root), -1, false, opts)
+	if err != nil {
+		t.Fatalf("uninterrupted run: %v", err)
+	}
+	for _, n := range []int{0, 1, 2, total / 3, total / 2, 2 * total / 3, total - 2, total - 1} {
+		for _, whole := range []bool{true, false} {
+			root := copyOf(t, e.root)
+			what := fmt.Sprintf("a crash after %d of %d units (whole batches: %v)", n, total, whole)
+			fb, err := fs.New(root, 4)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var log bytes.Buffer
+			o := opts
+			o.Log = &log
+			rep, err := clean.Run(context.Background(), &crashingBackend{Backend: fb, root: root, budget: n, whole: whole}, o)
+			if !errors.Is(err, errCrash) || rep == nil || rep.Completed {
+				t.Fatalf("%s: the run returned %v (report %v), want the injected crash and a report", what, err, rep != nil)
+			}
+			var js bytes.Buffer
+			if err := rep.WriteJSON(&js); err != nil {
+				t.Fatal(err)
+			}
+			var doc struct {
+				Applied   int `json:"deletions_applied"`
+				Deletions []struct {
+					Kind    string `json:"kind"`
+					Path    string `json:"path"`
+					Applied *bool  `json:"applied"`
+				} `json:"deletions"`
+			}
+			if err := json.Unmarshal(js.Bytes(), &doc); err != nil {
+				t.Fatalf("%s: the JSON report: %v", what, err)
+			}
+			var marked []string
+			for _, d := range doc.Deletions {
+				if d.Applied == nil {
+					t.Fatalf("%s: deletion %s without applied", what, d.Path)
+				}
+				gone := !e.existsIn(root, d.Path)
+				switch {
+				case *d.Applied:
+					marked = append(marked, d.Path)
+					if !gone && d.Kind != "repository" {
+						t.Errorf("%s: %s %s is marked applied, and still there", what, d.Kind, d.Path)
+					}
+				case whole && gone && (d.Kind == "blob" || d.Kind == "revision" || d.Kind == "layer-link"):
+					t.Errorf("%s: %s %s is gone, and not marked applied", what, d.Kind, d.Path)
+				}
+			}
+			var logged []string
+			prefix := "removed directory " + root + "/"
+			for l := range strings.Lines(log.String()) {
+				rest, ok := strings.CutPrefix(l, prefix)
+				dir, _, found := strings.Cut(rest, " (")
+				if !ok || !found {
+					t.Fatalf("%s: a log line that names no deletion: %q", what, l)
+				}
+				logged = append(logged, strings.TrimSuffix(dir, "/{_manifests,_layers,_uploads}"))
+			}
+			if !slices.Equal(logged, marked) || doc.Applied != len(marked) {
+				t.Errorf("%s: the log lists %d deletions, the JSON marks %d applied (deletions_applied %d):\nlog:\n%s\nmarked: %v",
+					what, len(logged), len(marked), doc.Applied, log.String(), marked)
+			}
+			if whole && n >= total/2 && len(marked) == 0 {
+				t.Errorf("%s: no deletion marked applied", what)
+			}
+		}
+	}
+}
+
+// existsIn reports whether rel exists below root.
+func (e *env) existsIn(root, rel string) bool {
+	_, err := os.Lstat(filepath.Join(root, filepath.FromSlash(rel)))
+	return err == nil
 }
