@@ -23,4 +23,4 @@ echo; echo "== the real run"
 echo "deleted $(grep -c '"kind"' "$root.report.json") objects; JSON report: $root.report.json"
 
 echo; echo "== a rerun finds nothing left to do"
-"$cr" --root "$root" --grace 0 --dry-run | tail -n +1 | grep -E "total|Kept"
+"$cr" --root "$root" --grace 0 --dry-run

@@ -44,8 +44,9 @@ type Entry struct {
 	Upload string `json:"upload,omitempty"`
 	Bytes  int64  `json:"bytes"`
 	Reason string `json:"reason"`
-	// Applied says, in a real run, whether the deletion was carried out: all are when
-	// the run completed; when it stopped early, those before the stop.
+	// Applied says whether the deletion was carried out: in a real run all are when
+	// it completed, and when it stopped early exactly those it applied (also in the
+	// phase it stopped in); in a dry run none.
 	Applied *bool `json:"applied,omitempty"`
 }
 
@@ -114,9 +115,12 @@ type Report struct {
 	Total        Count                   `json:"total"`
 	ByKind       map[string]Count        `json:"by_kind"`
 	ByRepository map[string]*RepoSummary `json:"by_repository"`
-	Kept         struct {
-		Revisions int `json:"revisions"`
-		Blobs     int `json:"blobs"`
+	// Kept counts what stays once the plan is applied.
+	Kept struct {
+		Repositories int `json:"repositories"`
+		Tags         int `json:"tags"`
+		Revisions    int `json:"revisions"`
+		Blobs        int `json:"blobs"`
 	} `json:"kept"`
 	Problems []inventory.Problem `json:"problems"`
 	// Failures are per-repository errors (no such repository or tag): the run goes
@@ -171,7 +175,11 @@ func New(inv *inventory.Inventory, p *plan.Plan, dryRun bool) *Report {
 	}
 	sort.Slice(r.Problems, func(i, j int) bool { return r.Problems[i].Path < r.Problems[j].Path })
 	r.Kept.Revisions, r.Kept.Blobs = p.KeptRevisions, p.KeptBlobs
+	removedRepos := map[string]bool{}
 	for d := range p.All() {
+		if d.Kind == plan.Repository {
+			removedRepos[d.Repo] = true
+		}
 		kind, bytes := d.Kind.String(), max(d.Bytes, 0)
 		c := r.ByKind[kind]
 		c.Count++
@@ -196,6 +204,12 @@ func New(inv *inventory.Inventory, p *plan.Plan, dryRun bool) *Report {
 	}
 	for name, rs := range r.ByRepository {
 		rs.TagsKept = p.KeptTags[name]
+	}
+	for name, n := range p.KeptTags {
+		if !removedRepos[name] {
+			r.Kept.Repositories++
+			r.Kept.Tags += n
+		}
 	}
 	return r
 }
@@ -287,16 +301,19 @@ func (r *Report) WriteText(w io.Writer) {
 	if !r.DryRun {
 		took += fmt.Sprintf(", deletions %.1fs", r.Phases.Delete)
 	}
-	fmt.Fprintf(w, "%s, in %s (%d files scanned; %s):\n", head, r.Storage, r.Scanned, took)
-	fmt.Fprintln(tw, "\tkind\tcount\tbytes\t")
-	for _, k := range plan.Kinds {
-		c := r.ByKind[k.String()]
-		fmt.Fprintf(tw, "\t%s\t%d\t%s\t\n", k, c.Count, Bytes(c.Bytes))
+	if r.Total.Count == 0 {
+		fmt.Fprintf(w, "Nothing to delete in %s (%d files scanned; %s): %s kept.\n", r.Storage, r.Scanned, took, r.kept())
+	} else {
+		fmt.Fprintf(w, "%s, in %s (%d files scanned; %s):\n", head, r.Storage, r.Scanned, took)
+		fmt.Fprintln(tw, "\tkind\tcount\tbytes\t")
+		for _, k := range plan.Kinds {
+			c := r.ByKind[k.String()]
+			fmt.Fprintf(tw, "\t%s\t%d\t%s\t\n", k, c.Count, Bytes(c.Bytes))
+		}
+		fmt.Fprintf(tw, "\ttotal\t%d\t%s\t\n", r.Total.Count, Bytes(r.Total.Bytes))
+		tw.Flush()
 	}
-	fmt.Fprintf(tw, "\ttotal\t%d\t%s\t\n", r.Total.Count, Bytes(r.Total.Bytes))
-	tw.Flush()
 	r.writeTrash(w)
-	fmt.Fprintf(w, "Kept: %d manifest revisions, %d blobs.\n", r.Kept.Revisions, r.Kept.Blobs)
 	if len(r.ByRepository) > 0 {
 		fmt.Fprintln(w, "Per repository (bytes: deleted blobs it linked; shared blobs count in each):")
 		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
@@ -342,6 +359,53 @@ func (r *Report) WriteText(w io.Writer) {
 		}
 		fmt.Fprintf(w, "Storage requests: %d (%s)\n", total, strings.Join(parts, ", "))
 	}
+	r.writeOutcome(w)
+}
+
+// kept says what stays: "3 repositories, 7 tags, 12 manifest revisions, 40 blobs".
+func (r *Report) kept() string {
+	return fmt.Sprintf("%d repositories, %d tags, %d manifest revisions, %d blobs",
+		r.Kept.Repositories, r.Kept.Tags, r.Kept.Revisions, r.Kept.Blobs)
+}
+
+// writeOutcome ends the text with the space the run reclaimed and what remains.
+// A kept blob's size is not known on a filesystem (the walk does not stat what it
+// keeps): what remains is counted, not weighed.
+func (r *Report) writeOutcome(w io.Writer) {
+	if r.Total.Count == 0 {
+		return
+	}
+	freed := "Freed"
+	if r.KeepDeleted != "" {
+		freed = "Moved to trash"
+	}
+	switch {
+	case r.DryRun:
+		freed = "Would free"
+		if r.KeepDeleted != "" {
+			freed = "Would move to trash"
+		}
+		fmt.Fprintf(w, "%s %s in %d deletions; %s would remain.\n", freed, Bytes(r.Total.Bytes), r.Total.Count, r.kept())
+	case !r.Completed:
+		fmt.Fprintf(w, "%s %s in %d of %d deletions before the run stopped (a rerun completes the cleaning).\n",
+			freed, Bytes(r.appliedBytes()), r.Applied, r.Total.Count)
+	default:
+		fmt.Fprintf(w, "%s %s in %d deletions; %s remain.\n", freed, Bytes(r.Total.Bytes), r.Total.Count, r.kept())
+	}
+}
+
+// appliedBytes sums the bytes of the deletions a real run applied.
+func (r *Report) appliedBytes() int64 {
+	var n int64
+	if r.plan == nil {
+		return 0
+	}
+	for _, rg := range r.applied {
+		for i := rg.Start; i < rg.End; i++ {
+			n += max(r.plan.At(i).Bytes, 0)
+		}
+	}
+	return n
 }
 
 // WriteJSON writes the whole report as one JSON document, its "deletions" streamed
@@ -358,13 +422,11 @@ func (r *Report) WriteJSON(w io.Writer) error {
 		ranges := r.applied
 		for i := range r.plan.Len() {
 			e := entry(r.plan.At(i))
-			if !r.DryRun {
-				for len(ranges) > 0 && ranges[0].End <= i {
-					ranges = ranges[1:]
-				}
-				applied := len(ranges) > 0 && ranges[0].Start <= i
-				e.Applied = &applied
+			for len(ranges) > 0 && ranges[0].End <= i {
+				ranges = ranges[1:]
 			}
+			applied := !r.DryRun && len(ranges) > 0 && ranges[0].Start <= i
+			e.Applied = &applied
 			line, err := json.Marshal(e)
 			if err != nil {
 				return err

@@ -70,7 +70,8 @@ func TestReport(t *testing.T) {
 	var text bytes.Buffer
 	rep.WriteText(&text)
 	for _, want := range []string{`Would delete \(dry run`, `3\.5s: scan 2\.2s, plan 1\.2s\)`,
-		`total +4 +2\.0 KiB`, `team/app +0 +0 +0 +0 +0 +1 +0 +yes +2\.0 KiB`} {
+		`total +4 +2\.0 KiB`, `team/app +0 +0 +0 +0 +0 +1 +0 +yes +2\.0 KiB`,
+		`Would free 2\.0 KiB in 4 deletions; 0 repositories, 0 tags, 0 manifest revisions, 0 blobs would remain\.\n$`} {
 		if !regexp.MustCompile(want).MatchString(text.String()) {
 			t.Errorf("text report lacks %s:\n%s", want, text.String())
 		}
@@ -78,7 +79,7 @@ func TestReport(t *testing.T) {
 }
 
 // A real run that stopped early marks each deletion applied or not; a dry run marks
-// none.
+// each not applied.
 func TestAppliedMarks(t *testing.T) {
 	inv, p := smallPlan()
 	for _, dry := range []bool{true, false} {
@@ -99,8 +100,8 @@ func TestAppliedMarks(t *testing.T) {
 		}
 		for i, e := range got.Entries {
 			switch {
-			case dry && e.Applied != nil:
-				t.Errorf("dry run: deletion %d marked applied=%v", i, *e.Applied)
+			case dry && (e.Applied == nil || *e.Applied):
+				t.Errorf("dry run: deletion %d marked applied=%v, want false", i, e.Applied)
 			case !dry && (e.Applied == nil || *e.Applied != (i < 2)):
 				t.Errorf("real run: deletion %d (%s) applied=%v, want %v", i, e.Kind, e.Applied, i < 2)
 			}
@@ -136,6 +137,46 @@ func TestReportTrash(t *testing.T) {
 			if !bytes.Contains(text.Bytes(), []byte(w)) {
 				t.Errorf("dry run %v: the text lacks %q:\n%s", tc.dryRun, w, text.String())
 			}
+		}
+	}
+}
+
+// The text ends with what the run freed and what remains; a run with nothing to do
+// says so in one line, without a table of zeros; a run that stopped early counts
+// what it applied.
+func TestReportOutcome(t *testing.T) {
+	inv, p := smallPlan()
+	rep := New(inv, p, false)
+	rep.Completed = true
+	rep.SetApplied(execute.Result{Done: 4, Applied: []execute.Range{{Start: 0, End: 4}}})
+	var text bytes.Buffer
+	rep.WriteText(&text)
+	if want := "Freed 2.0 KiB in 4 deletions; 0 repositories, 0 tags, 0 manifest revisions, 0 blobs remain.\n"; !bytes.HasSuffix(text.Bytes(), []byte(want)) {
+		t.Errorf("the text does not end with %q:\n%s", want, text.String())
+	}
+
+	rep = New(inv, p, false)
+	rep.SetApplied(execute.Result{Done: 2, Applied: []execute.Range{{Start: 0, End: 2}}}) // the layer link, blob "b" (2 KiB, first in digest order)
+	text.Reset()
+	rep.WriteText(&text)
+	if want := "Freed 2.0 KiB in 2 of 4 deletions before the run stopped"; !bytes.Contains(text.Bytes(), []byte(want)) {
+		t.Errorf("a stopped run: the text lacks %q:\n%s", want, text.String())
+	}
+
+	b := inventory.NewBuilder("/srv/registry")
+	d := layout.Digest(sha256.Sum256([]byte("a")))
+	b.Blob(d, 10, 0)
+	b.BlobsDone()
+	b.Layer("team/app", d, 0)
+	inv = b.Build()
+	for _, dry := range []bool{true, false} {
+		rep = New(inv, plan.Make(inv, plan.Policy{Now: time.Now(), Grace: time.Hour}), dry)
+		rep.Completed = true
+		text.Reset()
+		rep.WriteText(&text)
+		lines := bytes.Split(bytes.TrimSpace(text.Bytes()), []byte("\n"))
+		if len(lines) != 1 || !regexp.MustCompile(`^Nothing to delete in /srv/registry \(.*\): 1 repositories, 0 tags, 0 manifest revisions, 1 blobs kept\.$`).Match(lines[0]) {
+			t.Errorf("dry run %v, nothing to do: the text is not one line:\n%s", dry, text.String())
 		}
 	}
 }
