@@ -34,6 +34,9 @@ const (
 	ExitOK    = 0
 	ExitError = 1 // a fatal error, or a failure for one of the named repositories
 	ExitUsage = 2 // the command line itself is wrong
+	// ExitProblems: the run is done (or, dry, planned), but problems were found in
+	// the storage, each listed in the report. A failure (ExitError) wins over it.
+	ExitProblems = 3
 )
 
 // DefaultSettle outlasts the requests of a registry serving pushes: a manifest PUT
@@ -76,7 +79,8 @@ Options:
                         Purge unfinished uploads older than this (default 24h).
       --json            Print a JSON report on stdout instead of text.
       --stop            Stop and start the registry's containers instead of
-                        pausing them (not for Swarm services).
+                        pausing them (not for Swarm services). Docker targets
+                        only, as -v and --no-restart.
       --no-restart      Only unpause a registry whose blob descriptor cache may
                         name deleted blobs (by default it is restarted).
   -j, --jobs N          Concurrent storage operations, 1 to 1024 (default %[2]d).
@@ -116,9 +120,11 @@ Options:
                         failure to export is a warning: the exit status stays
                         the run's.
 
-Exit status: 0 done; 1 an error, or a named repository or tag that does not
-exist; 2 a bad command line. With --json, stdout always holds one JSON document,
-with "completed": false and "error" when the run stopped early.
+Exit status: 0 done, the storage sound; 1 an error, or a named repository or tag
+that does not exist; 2 a bad command line; 3 done (with -n: planned), but
+problems were found in the storage, each listed in the report (1 wins over 3).
+With --json, stdout always holds one JSON document, with "completed": false and
+"error" when the run stopped early.
 `
 
 // Main runs the command line and returns the exit status.
@@ -229,6 +235,9 @@ func finish(ctx context.Context, out outcome, o options, usage string, args []st
 	if out.err == nil && out.rep != nil && len(out.rep.Failures) > 0 {
 		return ExitError
 	}
+	if out.code == ExitOK && out.rep != nil && len(out.rep.Problems) > 0 {
+		return ExitProblems
+	}
 	return out.code
 }
 
@@ -310,6 +319,21 @@ func parseAndRun(ctx context.Context, prog, usage string, args []string, o *opti
 		return usageError("--settle is for online runs: add --online")
 	case o.online && o.stop:
 		return usageError("--online and --stop exclude each other: an online run stops nothing")
+	}
+	if o.root != "" || o.config != "" {
+		direct := "--root"
+		if o.config != "" {
+			direct = "--config"
+		}
+		for _, f := range []struct{ name, why string }{
+			{"stop", "there is no container to stop"},
+			{"no-restart", "there is no container to restart"},
+			{"volume", "the storage is given, not a volume"},
+		} {
+			if flags.Changed(f.name) {
+				return usageError("--%s is for Docker targets, not with %s: %s", f.name, direct, f.why)
+			}
+		}
 	}
 	if out, bad := o.checkMetricsFlags(flags.Changed("metrics-file"), flags.Changed("pushgateway")); bad {
 		return out

@@ -180,7 +180,11 @@ func soakRun(ctx context.Context, n int, o SoakOptions) SoakRun {
 	r.Report = &rep
 	switch {
 	case r.Code != 0 && r.Code != 3:
+		// 3: done, with problems in the storage; during churn a run may see transient
+		// files, or links to blobs still being uploaded.
 		r.Bad = fmt.Sprintf("exit %d, want 0 (or 3: problems reported); stage %q: %s", r.Code, rep.Stage, rep.Error)
+	case (r.Code == 3) != (len(rep.Problems) > 0):
+		r.Bad = fmt.Sprintf("exit %d with %d problems reported: 3 is for problems, 0 for none", r.Code, len(rep.Problems))
 	case !rep.Completed:
 		r.Bad = fmt.Sprintf("exit %d but not completed; stage %q: %s", r.Code, rep.Stage, rep.Error)
 	case rep.Online == nil:

@@ -29,7 +29,7 @@ func TestNonUTF8DirectoryHidesNothing(t *testing.T) {
 	if err := os.Rename(good, bad); err != nil {
 		t.Fatalf("renaming the repository to a non-UTF-8 name: %v", err)
 	}
-	r := mustRun(t, "--root", e.root, "--grace", "0", "--json")
+	r := mustRunProblems(t, "--root", e.root, "--grace", "0", "--json")
 	rep := parseReport(t, r)
 	found := false
 	for _, p := range rep.Problems {
@@ -65,7 +65,7 @@ func TestSymlinkInLayersIsIgnored(t *testing.T) {
 	if err := os.Symlink(t.TempDir(), stray); err != nil {
 		t.Fatalf("placing the stray symlink: %v", err)
 	}
-	r := mustRun(t, "--root", e.root, "--grace", "0", "--json")
+	r := mustRunProblems(t, "--root", e.root, "--grace", "0", "--json")
 	rep := parseReport(t, r)
 	if !rep.deleted("revision")["app@"+oldD] {
 		t.Errorf("the overwritten manifest %s was kept; the symlink in _layers must not keep the repository whole", oldD)
@@ -107,8 +107,8 @@ func TestOversizedManifestIsNotRead(t *testing.T) {
 	}
 	cmd := exec.Command(cleanBin, "--root", e.root, "--grace", "0", "--json", "-n")
 	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("dry run: %v\n%s", err, out)
+	if code := cmd.ProcessState.ExitCode(); code != exitProblems {
+		t.Fatalf("dry run: %v, want exit %d (the bad manifest is a problem)\n%s", err, exitProblems, out)
 	}
 	peak := cmd.ProcessState.SysUsage().(*syscall.Rusage).Maxrss << 10 // KiB on Linux
 	if peak > 200<<20 {

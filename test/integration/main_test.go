@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -70,12 +71,39 @@ func run(t testing.TB, args ...string) result {
 	return r
 }
 
-// mustRun runs clean-registry and fails the test unless it exits 0.
+// Exit statuses of a cleaning: done, the storage sound; done, problems found in it.
+const (
+	exitOK       = 0
+	exitProblems = 3
+)
+
+// mustRun runs clean-registry and fails the test unless it exits 0: done, and the
+// storage sound.
 func mustRun(t testing.TB, args ...string) result {
 	t.Helper()
+	return mustRunCode(t, []int{exitOK}, args...)
+}
+
+// mustRunProblems runs clean-registry on a storage with problems and fails the test
+// unless it exits 3: done, problems found (and listed).
+func mustRunProblems(t testing.TB, args ...string) result {
+	t.Helper()
+	return mustRunCode(t, []int{exitProblems}, args...)
+}
+
+// mustFinish runs clean-registry and fails the test unless the run is done, with or
+// without problems in the storage (exit 0 or 3): for a rerun after a crash, whose
+// leftovers (a directory whose link was unlinked) may or may not be there.
+func mustFinish(t testing.TB, args ...string) result {
+	t.Helper()
+	return mustRunCode(t, []int{exitOK, exitProblems}, args...)
+}
+
+func mustRunCode(t testing.TB, codes []int, args ...string) result {
+	t.Helper()
 	r := run(t, args...)
-	if r.code != 0 {
-		t.Fatalf("clean-registry %s: %s", strings.Join(args, " "), r)
+	if !slices.Contains(codes, r.code) {
+		t.Fatalf("clean-registry %s: want exit %v: %s", strings.Join(args, " "), codes, r)
 	}
 	return r
 }
@@ -103,8 +131,20 @@ func newEnv(t *testing.T) *env {
 // cache; it fails the test unless the run exits 0.
 func (e *env) clean(args ...string) result {
 	e.t.Helper()
+	return e.cleanCode(exitOK, args...)
+}
+
+// cleanProblems is clean on a storage with problems: it fails the test unless the
+// run exits 3.
+func (e *env) cleanProblems(args ...string) result {
+	e.t.Helper()
+	return e.cleanCode(exitProblems, args...)
+}
+
+func (e *env) cleanCode(code int, args ...string) result {
+	e.t.Helper()
 	e.reg.StopT(e.t)
-	r := mustRun(e.t, append([]string{"--root", e.root}, args...)...)
+	r := mustRunCode(e.t, []int{code}, append([]string{"--root", e.root}, args...)...)
 	e.reg.RestartT(e.t)
 	return r
 }

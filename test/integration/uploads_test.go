@@ -81,7 +81,8 @@ func TestUnfinishedUploads(t *testing.T) {
 	e.writeStartedAt(lone, twoDaysAgo())
 	e.writeStartedAt(garbled, "not a time")
 
-	rep := parseReport(t, e.clean("--grace", "0", "--json"))
+	// The garbled startedat is a problem found in the storage: exit 3.
+	rep := parseReport(t, e.cleanProblems("--grace", "0", "--json"))
 	if e.exists(harness.UploadDirPath(old.Repo, old.ID)) {
 		t.Errorf("the upload started two days ago is still there: %v", e.uploadFiles(old))
 	}
@@ -147,7 +148,7 @@ func TestUploadAgeZero(t *testing.T) {
 	e.writeStartedAt(old, twoDaysAgo())
 	e.writeStartedAt(garbled, "")
 
-	rep := parseReport(t, e.clean("--grace", "0", "--upload-age", "0", "--json"))
+	rep := parseReport(t, e.cleanProblems("--grace", "0", "--upload-age", "0", "--json")) // the empty startedat: exit 3
 	for _, u := range []*harness.Upload{old, fresh} {
 		if e.exists(harness.UploadDirPath(u.Repo, u.ID)) {
 			t.Errorf("--upload-age 0 left upload %s: %v", u.ID, e.uploadFiles(u))
