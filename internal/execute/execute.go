@@ -45,6 +45,10 @@ type Result struct {
 	Done int
 	// Applied are the deletions applied, as ranges in plan order.
 	Applied []Range
+	// Uncertain are the deletions of the batches that failed or were interrupted
+	// (a signal): the storage does not say which of their units went, so each may
+	// have been applied in part, or whole. A rerun completes them.
+	Uncertain []Range
 }
 
 // Run applies p. It returns the first error; deletions of later phases are not tried.
@@ -78,8 +82,9 @@ func Run(ctx context.Context, b storage.Backend, p *plan.Plan, opts Options) (Re
 				return mover.Move(ctx, moves)
 			}
 		}
-		if done, err := runPhase(ctx, p, start, end, opts.Jobs, apply); err != nil {
+		if done, uncertain, err := runPhase(ctx, p, start, end, opts.Jobs, apply); err != nil {
 			applied(done...)
+			res.Uncertain = uncertain
 			return res, fmt.Errorf("deleting %ss: %w", kind, err)
 		}
 		applied(Range{start, end})
@@ -94,16 +99,16 @@ func Run(ctx context.Context, b storage.Backend, p *plan.Plan, opts Options) (Re
 
 // runPhase deletes p's deletions start to end in parallel batches; each batch's units
 // are built only when a job is free to take it. On an error it returns the ranges of
-// the batches that were applied, merged and in plan order. A batch that fails stops
+// the batches that were applied, and those of the batches that failed (uncertain),
+// each merged and in plan order. A batch that fails stops
 // the phase: no batch starts after it, while those under way are not cancelled but
 // finish, so that what they applied is known and reported (a cancelled ctx, a
 // signal, still interrupts them).
-func runPhase(ctx context.Context, p *plan.Plan, start, end, jobs int, apply func(context.Context, []storage.Unit) error) ([]Range, error) {
+func runPhase(ctx context.Context, p *plan.Plan, start, end, jobs int, apply func(context.Context, []storage.Unit) error) (done, uncertain []Range, err error) {
 	jobs = max(jobs, 1)
 	var g errgroup.Group
 	g.SetLimit(jobs)
 	var mu sync.Mutex
-	var done []Range
 	var failed atomic.Bool
 	// A phase smaller than a full batch per job is spread over all of them: 8,000
 	// revisions make 16 batches of 500, not 8 of 1,000 with half the jobs idle.
@@ -117,8 +122,20 @@ func runPhase(ctx context.Context, p *plan.Plan, start, end, jobs int, apply fun
 		}
 		last := i
 		g.Go(func() error {
+			// A batch that waited for a free job while another failed, or the run
+			// was stopped, starts nothing: it is neither applied nor uncertain.
+			if failed.Load() {
+				return nil
+			}
+			if err := ctx.Err(); err != nil {
+				failed.Store(true)
+				return err
+			}
 			if err := apply(ctx, units); err != nil {
 				failed.Store(true)
+				mu.Lock()
+				uncertain = append(uncertain, Range{first, last})
+				mu.Unlock()
 				return err
 			}
 			mu.Lock()
@@ -127,14 +144,14 @@ func runPhase(ctx context.Context, p *plan.Plan, start, end, jobs int, apply fun
 			return nil
 		})
 	}
-	err := g.Wait()
+	err = g.Wait()
 	if err == nil && i < end {
 		err = ctx.Err() // stopped before the last batches, none of which failed
 	}
 	if err != nil {
-		return merge(done), err
+		return merge(done), merge(uncertain), err
 	}
-	return nil, nil
+	return nil, nil, nil
 }
 
 // merge sorts ranges and joins the adjacent ones.

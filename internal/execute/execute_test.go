@@ -151,6 +151,11 @@ func TestRunReportsWhatAFailedPhaseApplied(t *testing.T) {
 	if !reflect.DeepEqual(printed, want) || !reflect.DeepEqual(res.Applied, want) || res.Done != 1000 {
 		t.Fatalf("printed %v, applied %v (%d); want %v (1000)", printed, res.Applied, res.Done, want)
 	}
+	// The failing batch applied 200 of its units before it failed: uncertain. No
+	// batch started after it.
+	if want := []Range{{1000, 2000}}; !reflect.DeepEqual(res.Uncertain, want) || len(r.units) != 1200 {
+		t.Fatalf("uncertain %v, %d units deleted; want %v, 1200", res.Uncertain, len(r.units), want)
+	}
 }
 
 func TestMergeRanges(t *testing.T) {
@@ -198,5 +203,8 @@ func TestFailedBatchLetsSiblingsFinish(t *testing.T) {
 	}
 	if want := []Range{{0, 1875}}; !reflect.DeepEqual(res.Applied, want) || res.Done != 1875 || b.applied != 1875 {
 		t.Fatalf("applied %v (%d), the storage %d; want %v (1875)", res.Applied, res.Done, b.applied, want)
+	}
+	if want := []Range{{1875, 2500}}; !reflect.DeepEqual(res.Uncertain, want) {
+		t.Fatalf("uncertain %v, want %v", res.Uncertain, want)
 	}
 }

@@ -48,6 +48,10 @@ type Entry struct {
 	// it completed, and when it stopped early exactly those it applied (also in the
 	// phase it stopped in); in a dry run none.
 	Applied *bool `json:"applied,omitempty"`
+	// Uncertain marks a deletion not known applied whose batch was under way when
+	// the run stopped (it failed, or a signal interrupted it): it may have been
+	// applied in part, or whole. A rerun completes it.
+	Uncertain bool `json:"uncertain,omitempty"`
 }
 
 // Phases are the wall-clock seconds of a run's parts.
@@ -109,9 +113,11 @@ type Report struct {
 	Error     string `json:"error,omitempty"`
 	// Stage names where a run that stopped early stopped: "command line", "target",
 	// "lock", "scan", "delete".
-	Stage        string                  `json:"stage,omitempty"`
-	Scanned      int64                   `json:"files_scanned"`
-	Applied      int                     `json:"deletions_applied"`
+	Stage   string `json:"stage,omitempty"`
+	Scanned int64  `json:"files_scanned"`
+	Applied int    `json:"deletions_applied"`
+	// Uncertain counts the deletions marked uncertain (see Entry).
+	Uncertain    int                     `json:"deletions_uncertain,omitempty"`
 	Total        Count                   `json:"total"`
 	ByKind       map[string]Count        `json:"by_kind"`
 	ByRepository map[string]*RepoSummary `json:"by_repository"`
@@ -145,13 +151,18 @@ type Report struct {
 
 	// plan is kept to stream its deletions into JSON rather than hold them twice.
 	plan *plan.Plan
-	// applied are the deletions a real run carried out, in plan order.
-	applied []execute.Range
+	// applied are the deletions a real run carried out, in plan order; uncertain
+	// those it may have carried out in part.
+	applied, uncertain []execute.Range
 }
 
 // SetApplied records what a real run carried out.
 func (r *Report) SetApplied(res execute.Result) {
-	r.Applied, r.applied = res.Done, res.Applied
+	r.Applied, r.applied, r.uncertain = res.Done, res.Applied, res.Uncertain
+	r.Uncertain = 0
+	for _, rg := range res.Uncertain {
+		r.Uncertain += rg.End - rg.Start
+	}
 }
 
 // New summarises a plan over an inventory.
@@ -387,8 +398,12 @@ func (r *Report) writeOutcome(w io.Writer) {
 		}
 		fmt.Fprintf(w, "%s %s in %d deletions; %s would remain.\n", freed, Bytes(r.Total.Bytes), r.Total.Count, r.kept())
 	case !r.Completed:
-		fmt.Fprintf(w, "%s %s in %d of %d deletions before the run stopped (a rerun completes the cleaning).\n",
-			freed, Bytes(r.appliedBytes()), r.Applied, r.Total.Count)
+		under := ""
+		if r.Uncertain > 0 {
+			under = fmt.Sprintf("; %d more were under way, and may have been applied in part", r.Uncertain)
+		}
+		fmt.Fprintf(w, "%s %s in %d of %d deletions before the run stopped%s (a rerun completes the cleaning).\n",
+			freed, Bytes(r.appliedBytes()), r.Applied, r.Total.Count, under)
 	default:
 		fmt.Fprintf(w, "%s %s in %d deletions; %s remain.\n", freed, Bytes(r.Total.Bytes), r.Total.Count, r.kept())
 	}
@@ -419,14 +434,12 @@ func (r *Report) WriteJSON(w io.Writer) error {
 	bw.Write(head[:len(head)-1])
 	bw.WriteString(`,"deletions":[`)
 	if r.plan != nil {
-		ranges := r.applied
+		ranges, uncertain := r.applied, r.uncertain
 		for i := range r.plan.Len() {
 			e := entry(r.plan.At(i))
-			for len(ranges) > 0 && ranges[0].End <= i {
-				ranges = ranges[1:]
-			}
-			applied := !r.DryRun && len(ranges) > 0 && ranges[0].Start <= i
+			applied := !r.DryRun && inRanges(&ranges, i)
 			e.Applied = &applied
+			e.Uncertain = !r.DryRun && inRanges(&uncertain, i)
 			line, err := json.Marshal(e)
 			if err != nil {
 				return err
@@ -440,6 +453,15 @@ func (r *Report) WriteJSON(w io.Writer) error {
 	}
 	bw.WriteString("\n]}\n")
 	return bw.Flush()
+}
+
+// inRanges tells whether i is in one of rs, sorted ranges that it consumes as i
+// grows.
+func inRanges(rs *[]execute.Range, i int) bool {
+	for len(*rs) > 0 && (*rs)[0].End <= i {
+		*rs = (*rs)[1:]
+	}
+	return len(*rs) > 0 && (*rs)[0].Start <= i
 }
 
 func (r *Report) writeOnline(w io.Writer) {

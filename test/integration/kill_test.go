@@ -371,7 +371,8 @@ func TestRemoveTagCrashAtEveryPoint(t *testing.T) {
 // marks applied, also those of the phase the crash stopped; each of them is gone
 // from storage; when the crash falls between two batches, each deletion not marked
 // applied is still there. Within a batch the crash interrupts, the storage does not
-// say which of its units went: none of them is listed (a rerun completes them).
+// say which of its units went: none of them is listed, all are marked uncertain (a
+// rerun completes them).
 func TestCrashReportsAppliedDeletions(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
@@ -403,9 +404,10 @@ func TestCrashReportsAppliedDeletions(t *testing.T) {
 			var doc struct {
 				Applied   int `json:"deletions_applied"`
 				Deletions []struct {
-					Kind    string `json:"kind"`
-					Path    string `json:"path"`
-					Applied *bool  `json:"applied"`
+					Kind      string `json:"kind"`
+					Path      string `json:"path"`
+					Applied   *bool  `json:"applied"`
+					Uncertain bool   `json:"uncertain"`
 				} `json:"deletions"`
 			}
 			if err := json.Unmarshal(js.Bytes(), &doc); err != nil {
@@ -417,14 +419,20 @@ func TestCrashReportsAppliedDeletions(t *testing.T) {
 					t.Fatalf("%s: deletion %s without applied", what, d.Path)
 				}
 				gone := !e.existsIn(root, d.Path)
+				own := d.Kind == "blob" || d.Kind == "revision" || d.Kind == "layer-link" // no other deletion removes its directory
 				switch {
 				case *d.Applied:
 					marked = append(marked, d.Path)
 					if !gone && d.Kind != "repository" {
 						t.Errorf("%s: %s %s is marked applied, and still there", what, d.Kind, d.Path)
 					}
-				case whole && gone && (d.Kind == "blob" || d.Kind == "revision" || d.Kind == "layer-link"):
+					if d.Uncertain {
+						t.Errorf("%s: %s %s is marked applied and uncertain", what, d.Kind, d.Path)
+					}
+				case whole && gone && own:
 					t.Errorf("%s: %s %s is gone, and not marked applied", what, d.Kind, d.Path)
+				case gone && own && !d.Uncertain:
+					t.Errorf("%s: %s %s is gone, and marked neither applied nor uncertain", what, d.Kind, d.Path)
 				}
 			}
 			var logged []string
