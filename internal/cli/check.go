@@ -22,7 +22,7 @@ import (
 // ExitBroken is check's status when an image would not pull whole.
 const ExitBroken = 3
 
-const checkUsageText = `Usage: %[1]s check [OPTIONS] SERVICE|CONTAINER|VOLUME [REPOSITORY[:TAG]]...
+const checkUsageHead = `Usage: %[1]s check [OPTIONS] SERVICE|CONTAINER|VOLUME [REPOSITORY[:TAG]]...
        %[1]s check [OPTIONS] --root DIR|--config FILE [REPOSITORY[:TAG]]...
 
 Checks, changing nothing, that every tag (or those named) pulls whole: it resolves
@@ -32,16 +32,9 @@ Lists each broken image (REPOSITORY:TAG -> what is missing or corrupt). The
 registry is neither paused nor locked out: it may keep serving.
 
 Options:
-      --verify-digests  Also re-hash the content of every blob the checked images
-                        reference (reads it all; progress on a terminal).
-      --root DIR        The registry's storage root directory.
-      --config FILE     The registry's config.yml (object stores too).
-  -v, --volume          The first argument is a Docker volume.
-      --json            Print one JSON document on stdout instead of text.
-  -q, --quiet           Print only the broken images' lines (and errors).
-  -j, --jobs N          Concurrent storage operations, 1 to 1024 (default %[2]d).
-  -h, --help            Show this help and exit.
+`
 
+const checkUsageTail = `
 Exit status: 0 every image checked pulls whole; 1 an error (unreadable storage,
 a named repository or tag that does not exist); 2 a bad command line; 3 broken
 images were found.
@@ -78,7 +71,7 @@ type checkDoc struct {
 
 // runCheck runs `check ...` and returns the exit status.
 func runCheck(ctx context.Context, prog string, args []string, stdout, stderr io.Writer) int {
-	usage := fmt.Sprintf(checkUsageText, prog, defaultJobs())
+	usage := checkUsage(prog)
 	started := time.Now()
 	cmd, help, err := parseCheck(prog, args)
 	doc := &checkDoc{Command: "check", Storage: storageName(cmd.o), VerifyDigests: cmd.verify, Broken: []check.Image{}, Warnings: []string{}}
@@ -108,19 +101,35 @@ func runCheck(ctx context.Context, prog string, args []string, stdout, stderr io
 	return code
 }
 
-// parseCheck parses check's command line (args after "check").
-func parseCheck(prog string, args []string) (cmd checkCmd, help bool, err error) {
+// checkUsage is check's --help, its options generated from its flags.
+func checkUsage(prog string) string {
+	var cmd checkCmd
+	var help bool
+	return fmt.Sprintf(checkUsageHead, prog) + flagHelp(checkFlags(prog, &cmd, &help)) + checkUsageTail
+}
+
+// checkFlags defines check's flags, with their help, on cmd and help.
+func checkFlags(prog string, cmd *checkCmd, help *bool) *pflag.FlagSet {
 	o := &cmd.o
 	flags := pflag.NewFlagSet(prog+" check", pflag.ContinueOnError)
 	flags.SetOutput(io.Discard)
-	flags.BoolVarP(&help, "help", "h", false, "")
-	flags.StringVar(&o.root, "root", "", "")
-	flags.StringVar(&o.config, "config", "", "")
-	flags.BoolVarP(&o.volume, "volume", "v", false, "")
-	flags.BoolVarP(&o.quiet, "quiet", "q", false, "")
-	flags.BoolVar(&o.json, "json", false, "")
-	flags.IntVarP(&o.jobs, "jobs", "j", defaultJobs(), "")
-	flags.BoolVar(&cmd.verify, "verify-digests", false, "")
+	flags.SortFlags = false
+	flags.BoolVar(&cmd.verify, "verify-digests", false, "Also re-hash the content of every blob the checked "+
+		"images reference (reads it all; progress on a terminal).")
+	flags.StringVar(&o.root, "root", "", "The registry's storage root directory.")
+	flags.StringVar(&o.config, "config", "", "The registry's config.yml (object stores too).")
+	flags.BoolVarP(&o.volume, "volume", "v", false, "The first argument is a Docker volume.")
+	flags.BoolVar(&o.json, "json", false, "Print one JSON document on stdout instead of text.")
+	flags.BoolVarP(&o.quiet, "quiet", "q", false, "Print only the broken images' lines (and errors).")
+	flags.IntVarP(&o.jobs, "jobs", "j", defaultJobs(), jobsUsage())
+	flags.BoolVarP(help, "help", "h", false, "Show this help and exit.")
+	return flags
+}
+
+// parseCheck parses check's command line (args after "check").
+func parseCheck(prog string, args []string) (cmd checkCmd, help bool, err error) {
+	o := &cmd.o
+	flags := checkFlags(prog, &cmd, &help)
 	if err := flags.Parse(args); err != nil {
 		return cmd, false, fmt.Errorf("check: %v", err)
 	}

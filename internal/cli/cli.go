@@ -47,7 +47,7 @@ const DefaultSettle = time.Minute
 // quiesced.
 const DefaultGrace = time.Hour
 
-const usageText = `Usage: %[1]s [OPTIONS] SERVICE|CONTAINER|VOLUME [REPOSITORY[:TAG]]...
+const usageHead = `Usage: %[1]s [OPTIONS] SERVICE|CONTAINER|VOLUME [REPOSITORY[:TAG]]...
        %[1]s [OPTIONS] --root DIR|--config FILE [REPOSITORY[:TAG]]...
        %[1]s trash list|purge ...    (see %[1]s trash --help)
        %[1]s restore ...             (see %[1]s restore --help)
@@ -62,70 +62,20 @@ kept manifest references, in a Docker/OCI distribution registry's storage.
 Without REPOSITORY arguments the whole registry is cleaned.
 
 Options:
-  -x, --remove          Remove the specified images or repositories.
-  -v, --volume          Specify a volume instead of container.
-  -q, --quiet           Supress non-error messages.
-  -V, --version         Show version and exit.
-  -h, --help            Show this help and exit.
-  -n, --dry-run         Print what would be deleted; delete nothing.
-      --root DIR        The registry's storage root directory (its rootdirectory).
-      --config FILE     The registry's config.yml (REGISTRY_* environment
-                        variables override it, as for the registry).
-      --grace DURATION  Keep everything younger than this, to protect new
-                        uploads (default 1h; 0 when the registry is known to be
-                        stopped, paused or read-only). Durations take d and w
-                        besides h, m and s.
-      --upload-age DURATION
-                        Purge unfinished uploads older than this (default 24h).
-      --json            Print a JSON report on stdout instead of text.
-      --stop            Stop and start the registry's containers instead of
-                        pausing them (not for Swarm services). Docker targets
-                        only, as -v and --no-restart.
-      --no-restart      Only unpause a registry whose blob descriptor cache may
-                        name deleted blobs (by default it is restarted).
-  -j, --jobs N          Concurrent storage operations, 1 to 1024 (default %[2]d).
-      --keep-last N     Retention: keep the N most recently pushed tags of each
-                        repository (of those --tags selects); delete the rest.
-      --keep-within DURATION
-                        Retention: keep tags pushed within DURATION (30d, 2w).
-      --keep-tag REGEX  Retention: keep tags whose whole name matches (repeatable).
-      --tags REGEX      Retention: the tags the keep rules decide on (default:
-                        all); other tags are kept. Signature tags (sha256-<hex>*)
-                        are never selected: they follow their subject.
-      --policy FILE     Retention rules per repository, from a YAML file.
-      --delete-orphan-signatures
-                        Also delete signature tags whose subject no repository
-                        of the registry holds.
-      --online          Clean while the registry keeps serving: deletions are
-                        moved into a quarantine, what the live registry needs
-                        meanwhile is put back after --settle, then the rest
-                        is deleted. Docker targets are not paused.
-      --settle DURATION Online: wait this long after the moves before the
-                        verification, longer than any request the registry
-                        serves (default 1m; skipped after a restart).
-      --wait DURATION   When another real run holds the storage's lock, wait
-                        up to this long for it (default 0: exit 1 at once).
-                        Dry runs take no lock and never wait.
-      --keep-deleted DURATION
-                        Move what the run deletes into the storage's trash and
-                        keep it this long (7d, 2w), restorable with "restore";
-                        the bytes are freed when it expires (default 0: delete
-                        for good).
-      --metrics-file FILE
-                        After the run (also a failed one), write its metrics
-                        in the Prometheus text format to FILE, atomically
-                        (for node_exporter's textfile collector: *.prom).
-      --pushgateway URL Push the run's metrics to this Prometheus Pushgateway
-                        (job "clean_registry", instance: the storage). A
-                        failure to export is a warning: the exit status stays
-                        the run's.
+`
 
+const usageTail = `
 Exit status: 0 done, the storage sound; 1 an error, or a named repository or tag
 that does not exist; 2 a bad command line; 3 done (with -n: planned), but
 problems were found in the storage, each listed in the report (1 wins over 3).
 With --json, stdout always holds one JSON document, with "completed": false and
 "error" when the run stopped early.
 `
+
+// mainUsage is the main command's --help, its options generated from its flags.
+func mainUsage(prog string) string {
+	return fmt.Sprintf(usageHead, prog) + flagHelp(mainFlags(prog, new(options))) + usageTail
+}
 
 // Main runs the command line and returns the exit status.
 func Main(args []string, stdout, stderr io.Writer) int {
@@ -196,7 +146,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if len(args) > 0 && args[0] == "clean" {
 		args = args[1:] // the seed's form, whatever the target's name
 	}
-	usage := fmt.Sprintf(usageText, prog, defaultJobs())
+	usage := mainUsage(prog)
 	var o options
 	start := time.Now()
 	out := parseAndRun(ctx, prog, usage, args, &o, stdout, stderr)
@@ -263,36 +213,7 @@ func storageName(o options) string {
 }
 
 func parseAndRun(ctx context.Context, prog, usage string, args []string, o *options, stdout, stderr io.Writer) outcome {
-	flags := pflag.NewFlagSet(prog, pflag.ContinueOnError)
-	flags.SetOutput(io.Discard)
-	flags.BoolVarP(&o.remove, "remove", "x", false, "")
-	flags.BoolVarP(&o.volume, "volume", "v", false, "")
-	flags.BoolVarP(&o.quiet, "quiet", "q", false, "")
-	flags.BoolVarP(&o.version, "version", "V", false, "")
-	flags.BoolVarP(&o.help, "help", "h", false, "")
-	flags.BoolVarP(&o.dryRun, "dry-run", "n", false, "")
-	flags.StringVar(&o.root, "root", "", "")
-	flags.StringVar(&o.config, "config", "", "")
-	o.grace, o.uploadAge = DefaultGrace, 24*time.Hour
-	flags.Var((*policy.DurationFlag)(&o.grace), "grace", "")
-	flags.Var((*policy.DurationFlag)(&o.uploadAge), "upload-age", "")
-	flags.Var((*policy.DurationFlag)(&o.wait), "wait", "")
-	flags.BoolVar(&o.online, "online", false, "")
-	o.settle = DefaultSettle
-	flags.Var((*policy.DurationFlag)(&o.settle), "settle", "")
-	flags.Var((*policy.DurationFlag)(&o.keepDeleted), "keep-deleted", "")
-	flags.IntVar(&o.keepLast, "keep-last", 0, "")
-	flags.Var((*policy.DurationFlag)(&o.keepWithin), "keep-within", "")
-	flags.StringArrayVar(&o.keepTags, "keep-tag", nil, "")
-	flags.StringVar(&o.tags, "tags", "", "")
-	flags.StringVar(&o.policyFile, "policy", "", "")
-	flags.BoolVar(&o.deleteOrphanSignatures, "delete-orphan-signatures", false, "")
-	flags.BoolVar(&o.json, "json", false, "")
-	flags.BoolVar(&o.stop, "stop", false, "")
-	flags.BoolVar(&o.noRestart, "no-restart", false, "")
-	flags.IntVarP(&o.jobs, "jobs", "j", defaultJobs(), "")
-	flags.StringVar(&o.metricsFile, "metrics-file", "", "")
-	flags.StringVar(&o.pushgateway, "pushgateway", "", "")
+	flags := mainFlags(prog, o)
 	if err := flags.Parse(args); err != nil {
 		return usageError("%v", err)
 	}
@@ -394,6 +315,62 @@ func parseAndRun(ctx context.Context, prog, usage string, args []string, o *opti
 	opts := o.cleanOptions(selectors, grace)
 	target.onlineHooks(opts.Online)
 	return runClean(ctx, target.backend, opts, *o, stdout, stderr)
+}
+
+// mainFlags defines the main command's flags, with their help, on o; --help lists
+// them in this order.
+func mainFlags(prog string, o *options) *pflag.FlagSet {
+	flags := pflag.NewFlagSet(prog, pflag.ContinueOnError)
+	flags.SetOutput(io.Discard)
+	flags.SortFlags = false
+	flags.BoolVarP(&o.remove, "remove", "x", false, "Remove the specified images or repositories.")
+	flags.BoolVarP(&o.volume, "volume", "v", false, "Specify a volume instead of container.")
+	flags.BoolVarP(&o.quiet, "quiet", "q", false, "Supress non-error messages.")
+	flags.BoolVarP(&o.version, "version", "V", false, "Show version and exit.")
+	flags.BoolVarP(&o.help, "help", "h", false, "Show this help and exit.")
+	flags.BoolVarP(&o.dryRun, "dry-run", "n", false, "Print what would be deleted; delete nothing.")
+	flags.StringVar(&o.root, "root", "", "The registry's storage root directory (its rootdirectory).")
+	flags.StringVar(&o.config, "config", "", "The registry's config.yml (REGISTRY_* environment variables override it, as for the registry).")
+	o.grace, o.uploadAge = DefaultGrace, 24*time.Hour
+	flags.Var((*policy.DurationFlag)(&o.grace), "grace", "Keep everything younger than this, to protect new uploads "+
+		"(default 1h; 0 when the registry is known to be stopped, paused or read-only). Durations take d and w besides h, m and s.")
+	flags.Var((*policy.DurationFlag)(&o.uploadAge), "upload-age", "Purge unfinished uploads older than this (default 24h).")
+	flags.BoolVar(&o.json, "json", false, "Print a JSON report on stdout instead of text.")
+	flags.BoolVar(&o.stop, "stop", false, "Stop and start the registry's containers instead of pausing them "+
+		"(not for Swarm services). Docker targets only, as -v and --no-restart.")
+	flags.BoolVar(&o.noRestart, "no-restart", false, "Only unpause a registry whose blob descriptor cache may name "+
+		"deleted blobs (by default it is restarted).")
+	flags.IntVarP(&o.jobs, "jobs", "j", defaultJobs(), jobsUsage())
+	flags.IntVar(&o.keepLast, "keep-last", 0, "Retention: keep the N most recently pushed tags of each repository "+
+		"(of those --tags selects); delete the rest.")
+	flags.Var((*policy.DurationFlag)(&o.keepWithin), "keep-within", "Retention: keep tags pushed within DURATION (30d, 2w).")
+	flags.StringArrayVar(&o.keepTags, "keep-tag", nil, "Retention: keep tags whose whole name matches (repeatable).")
+	flags.StringVar(&o.tags, "tags", "", "Retention: the tags the keep rules decide on (default: all); other tags "+
+		"are kept. Signature tags (sha256-<hex>*) are never selected: they follow their subject.")
+	flags.StringVar(&o.policyFile, "policy", "", "Retention rules per repository, from a YAML file.")
+	flags.BoolVar(&o.deleteOrphanSignatures, "delete-orphan-signatures", false, "Also delete signature tags "+
+		"whose subject no repository of the registry holds.")
+	flags.BoolVar(&o.online, "online", false, "Clean while the registry keeps serving: deletions are moved into "+
+		"a quarantine, what the live registry needs meanwhile is put back after --settle, then the rest is deleted. "+
+		"Docker targets are not paused.")
+	o.settle = DefaultSettle
+	flags.Var((*policy.DurationFlag)(&o.settle), "settle", "Online: wait this long after the moves before the "+
+		"verification, longer than any request the registry serves (default 1m; skipped after a restart).")
+	flags.Var((*policy.DurationFlag)(&o.wait), "wait", "When another real run holds the storage's lock, wait up to "+
+		"this long for it (default 0: exit 1 at once). Dry runs take no lock and never wait.")
+	flags.Var((*policy.DurationFlag)(&o.keepDeleted), "keep-deleted", "Move what the run deletes into the storage's "+
+		`trash and keep it this long (7d, 2w), restorable with "restore"; the bytes are freed when it expires `+
+		"(default 0: delete for good).")
+	flags.StringVar(&o.metricsFile, "metrics-file", "", "After the run (also a failed one), write its metrics in "+
+		"the Prometheus text format to FILE, atomically (for node_exporter's textfile collector: *.prom).")
+	flags.StringVar(&o.pushgateway, "pushgateway", "", `Push the run's metrics to this Prometheus Pushgateway `+
+		`(job "clean_registry", instance: the storage). A failure to export is a warning: the exit status stays the run's.`)
+	return flags
+}
+
+// jobsUsage is --jobs' help, the same for every command.
+func jobsUsage() string {
+	return fmt.Sprintf("Concurrent storage operations, 1 to %d (default %d).", MaxJobs, defaultJobs())
 }
 
 // cleanOptions are the options of one run, from the command line's.

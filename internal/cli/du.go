@@ -20,7 +20,7 @@ import (
 	"github.com/clean-registry/clean-registry/internal/usage"
 )
 
-const duUsageText = `Usage: %[1]s du [OPTIONS] SERVICE|CONTAINER|VOLUME [REPOSITORY]...
+const duUsageHead = `Usage: %[1]s du [OPTIONS] SERVICE|CONTAINER|VOLUME [REPOSITORY]...
        %[1]s du [OPTIONS] --root DIR|--config FILE [REPOSITORY]...
 
 Where the space goes, per repository: its tags, its manifests (revisions, tagged
@@ -33,15 +33,9 @@ repository references (what a plain run deletes, once older than --grace).
 Read-only: takes no lock, writes nothing, pauses no registry.
 
 Options:
-      --top N           Only the N repositories with the most unique bytes
-                        (default 0: all).
-      --root DIR        The registry's storage root directory.
-      --config FILE     The registry's config.yml.
-  -v, --volume          The target is a Docker volume.
-      --json            Print one JSON document on stdout instead of text.
-  -j, --jobs N          Concurrent storage operations, 1 to 1024 (default %[2]d).
-  -h, --help            Show this help and exit.
+`
 
+const duUsageTail = `
 A repository marked "*" holds a manifest that cannot be understood (or blobs
 whose size could not be read): its figures are lower bounds.
 Exit status: 0 done; 1 an error (a storage that cannot be read, a REPOSITORY
@@ -76,7 +70,7 @@ type duDoc struct {
 
 // runDu runs `du ...` (args after "du") and returns the exit status.
 func runDu(ctx context.Context, prog string, args []string, stdout, stderr io.Writer) int {
-	helpText := fmt.Sprintf(duUsageText, prog, defaultJobs())
+	helpText := duUsage(prog)
 	cmd, out, done := parseDu(prog, args, stdout)
 	if !done {
 		out = execDu(ctx, cmd, stdout, stderr)
@@ -97,24 +91,39 @@ func duUsageError(format string, args ...any) duOutcome {
 	return duOutcome{code: ExitUsage, err: fmt.Errorf("du: "+format, args...), stage: "command line", usage: true}
 }
 
+// duUsage is du's --help, its options generated from its flags.
+func duUsage(prog string) string {
+	var cmd duCmd
+	var help bool
+	return fmt.Sprintf(duUsageHead, prog) + flagHelp(duFlags(prog, &cmd, &help)) + duUsageTail
+}
+
+// duFlags defines du's flags, with their help, on cmd and help.
+func duFlags(prog string, cmd *duCmd, help *bool) *pflag.FlagSet {
+	o := &cmd.o
+	flags := pflag.NewFlagSet(prog+" du", pflag.ContinueOnError)
+	flags.SetOutput(io.Discard)
+	flags.SortFlags = false
+	flags.IntVar(&cmd.top, "top", 0, "Only the N repositories with the most unique bytes (default 0: all).")
+	flags.StringVar(&o.root, "root", "", "The registry's storage root directory.")
+	flags.StringVar(&o.config, "config", "", "The registry's config.yml.")
+	flags.BoolVarP(&o.volume, "volume", "v", false, "The target is a Docker volume.")
+	flags.BoolVar(&o.json, "json", false, "Print one JSON document on stdout instead of text.")
+	flags.IntVarP(&o.jobs, "jobs", "j", defaultJobs(), jobsUsage())
+	flags.BoolVarP(help, "help", "h", false, "Show this help and exit.")
+	return flags
+}
+
 // parseDu parses du's command line; done says it ended there (help, or an error).
 func parseDu(prog string, args []string, stdout io.Writer) (cmd duCmd, out duOutcome, done bool) {
 	o := &cmd.o
 	var help bool
-	flags := pflag.NewFlagSet(prog+" du", pflag.ContinueOnError)
-	flags.SetOutput(io.Discard)
-	flags.BoolVarP(&help, "help", "h", false, "")
-	flags.StringVar(&o.root, "root", "", "")
-	flags.StringVar(&o.config, "config", "", "")
-	flags.BoolVarP(&o.volume, "volume", "v", false, "")
-	flags.BoolVar(&o.json, "json", false, "")
-	flags.IntVarP(&o.jobs, "jobs", "j", defaultJobs(), "")
-	flags.IntVar(&cmd.top, "top", 0, "")
+	flags := duFlags(prog, &cmd, &help)
 	if err := flags.Parse(args); err != nil {
 		return cmd, duUsageError("%v", err), true
 	}
 	if help {
-		fmt.Fprintf(stdout, duUsageText, prog, defaultJobs())
+		fmt.Fprint(stdout, duUsage(prog))
 		return cmd, duOutcome{code: ExitOK}, true
 	}
 	for _, name := range []string{"root", "config"} {

@@ -22,7 +22,7 @@ import (
 	"github.com/clean-registry/clean-registry/internal/storage"
 )
 
-const trashUsageText = `Usage: %[1]s trash list [OPTIONS] TARGET
+const trashUsageHead = `Usage: %[1]s trash list [OPTIONS] TARGET
        %[1]s trash purge [OPTIONS] TARGET [RUN]...
        %[1]s restore [OPTIONS] TARGET RUN [REPOSITORY[:TAG]]...
 
@@ -41,22 +41,9 @@ SERVICE|CONTAINER|VOLUME (-v) given as the first argument.
                  Docker targets are paused while it works (--online: not).
 
 Options:
-  -n, --dry-run         Print what would be restored or purged; change nothing.
-      --older-than DURATION
-                        purge: only runs that began longer ago than this.
-      --root DIR        The registry's storage root directory.
-      --config FILE     The registry's config.yml.
-  -v, --volume          TARGET is a Docker volume.
-      --online          restore, Docker targets: do not pause the registry.
-      --stop            restore, Docker targets: stop and start the registry's
-                        containers instead of pausing them.
-      --json            Print one JSON document on stdout instead of text.
-  -q, --quiet           No output but errors.
-  -j, --jobs N          Concurrent storage operations, 1 to 1024 (default %[2]d).
-      --wait DURATION   When a real run holds the storage's lock, wait up to
-                        this long for it (default 0: exit 1 at once).
-  -h, --help            Show this help and exit.
+`
 
+const trashUsageTail = `
 restore and purge take the storage's lock, as a cleaning does.
 Exit status: 0 done; 1 an error (an unknown run, a name the run's trash holds
 nothing of); 2 a bad command line.
@@ -79,7 +66,7 @@ type trashCmd struct {
 
 // runTrash runs `trash ...` or `restore ...` and returns the exit status.
 func runTrash(ctx context.Context, prog string, args []string, stdout, stderr io.Writer) int {
-	usage := fmt.Sprintf(trashUsageText, prog, defaultJobs())
+	usage := trashUsage(prog)
 	cmd, out, done := parseTrash(prog, args, stdout)
 	if done {
 		return finishTrash(out, cmd, usage, args, stdout, stderr)
@@ -142,6 +129,42 @@ func trashUsageError(format string, args ...any) trashOutcome {
 	return trashOutcome{code: ExitUsage, err: fmt.Errorf(format, args...), stage: "command line", usage: true}
 }
 
+// trashUsage is the help of trash list, trash purge and restore: one text, whose
+// options are those of the three.
+func trashUsage(prog string) string {
+	var cmd trashCmd
+	var help bool
+	return fmt.Sprintf(trashUsageHead, prog) + flagHelp(trashFlags(prog, "", &cmd, &help)) + trashUsageTail
+}
+
+// trashFlags defines the flags of trash command name ("list", "purge" or
+// "restore"; "" for the three's, for their help) on cmd and help.
+func trashFlags(prog, name string, cmd *trashCmd, help *bool) *pflag.FlagSet {
+	o := &cmd.o
+	flags := pflag.NewFlagSet(strings.TrimSpace(prog+" "+name), pflag.ContinueOnError)
+	flags.SetOutput(io.Discard)
+	flags.SortFlags = false
+	if name != "list" {
+		flags.BoolVarP(&o.dryRun, "dry-run", "n", false, "Print what would be restored or purged; change nothing.")
+	}
+	if name == "purge" || name == "" {
+		flags.Var((*policy.DurationFlag)(&cmd.olderThan), "older-than", "purge: only runs that began longer ago than this.")
+	}
+	flags.StringVar(&o.root, "root", "", "The registry's storage root directory.")
+	flags.StringVar(&o.config, "config", "", "The registry's config.yml.")
+	flags.BoolVarP(&o.volume, "volume", "v", false, "TARGET is a Docker volume.")
+	if name == "restore" || name == "" {
+		flags.BoolVar(&o.online, "online", false, "restore, Docker targets: do not pause the registry.")
+		flags.BoolVar(&o.stop, "stop", false, "restore, Docker targets: stop and start the registry's containers instead of pausing them.")
+	}
+	flags.BoolVar(&o.json, "json", false, "Print one JSON document on stdout instead of text.")
+	flags.BoolVarP(&o.quiet, "quiet", "q", false, "No output but errors.")
+	flags.IntVarP(&o.jobs, "jobs", "j", defaultJobs(), jobsUsage())
+	flags.Var((*policy.DurationFlag)(&o.wait), "wait", "When a real run holds the storage's lock, wait up to this long for it (default 0: exit 1 at once).")
+	flags.BoolVarP(help, "help", "h", false, "Show this help and exit.")
+	return flags
+}
+
 // parseTrash parses a trash or restore command line; done says the command ended
 // there (help, or an error in out).
 func parseTrash(prog string, args []string, stdout io.Writer) (cmd trashCmd, out trashOutcome, done bool) {
@@ -160,7 +183,7 @@ func parseTrash(prog string, args []string, stdout io.Writer) (cmd trashCmd, out
 			cmd.name = rest[0]
 			rest = rest[1:]
 		case "-h", "--help":
-			fmt.Fprintf(stdout, trashUsageText, prog, defaultJobs())
+			fmt.Fprint(stdout, trashUsage(prog))
 			return cmd, trashOutcome{code: ExitOK}, true
 		default:
 			return cmd, trashUsageError("trash: unknown command %q: say list or purge", rest[0]), true
@@ -168,31 +191,12 @@ func parseTrash(prog string, args []string, stdout io.Writer) (cmd trashCmd, out
 	}
 	o := &cmd.o
 	var help bool
-	flags := pflag.NewFlagSet(prog+" "+cmd.name, pflag.ContinueOnError)
-	flags.SetOutput(io.Discard)
-	flags.BoolVarP(&help, "help", "h", false, "")
-	flags.StringVar(&o.root, "root", "", "")
-	flags.StringVar(&o.config, "config", "", "")
-	flags.BoolVarP(&o.volume, "volume", "v", false, "")
-	flags.BoolVarP(&o.quiet, "quiet", "q", false, "")
-	flags.BoolVar(&o.json, "json", false, "")
-	flags.IntVarP(&o.jobs, "jobs", "j", defaultJobs(), "")
-	flags.Var((*policy.DurationFlag)(&o.wait), "wait", "")
-	if cmd.name != "list" {
-		flags.BoolVarP(&o.dryRun, "dry-run", "n", false, "")
-	}
-	if cmd.name == "purge" {
-		flags.Var((*policy.DurationFlag)(&cmd.olderThan), "older-than", "")
-	}
-	if cmd.name == "restore" {
-		flags.BoolVar(&o.online, "online", false, "")
-		flags.BoolVar(&o.stop, "stop", false, "")
-	}
+	flags := trashFlags(prog, cmd.name, &cmd, &help)
 	if err := flags.Parse(rest); err != nil {
 		return cmd, trashUsageError("%s: %v", cmd.name, err), true
 	}
 	if help {
-		fmt.Fprintf(stdout, trashUsageText, prog, defaultJobs())
+		fmt.Fprint(stdout, trashUsage(prog))
 		return cmd, trashOutcome{code: ExitOK}, true
 	}
 	cmd.olderSet = flags.Changed("older-than")

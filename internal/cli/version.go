@@ -9,16 +9,16 @@ import (
 	"github.com/spf13/pflag"
 )
 
-const versionUsageText = `Usage: %[1]s version [--json]
+const versionUsageHead = `Usage: %[1]s version [--json]
 
 Prints the version, as --version does. With --json, one JSON document: the
 version, and what the binary says of its build (the module version "go install"
 recorded, the commit, the Go version and the platform).
 
 Options:
-      --json            Print one JSON document on stdout instead of text.
-  -h, --help            Show this help and exit.
+`
 
+const versionUsageTail = `
 Exit status: 0 done; 2 a bad command line.
 `
 
@@ -36,25 +36,38 @@ type versionDoc struct {
 	Platform string `json:"platform"`
 }
 
+// versionUsage is version's --help, its options generated from its flags.
+func versionUsage(prog string) string {
+	var help, asJSON bool
+	return fmt.Sprintf(versionUsageHead, prog) + flagHelp(versionFlags(prog, &help, &asJSON)) + versionUsageTail
+}
+
+// versionFlags defines version's flags, with their help, on help and asJSON.
+func versionFlags(prog string, help, asJSON *bool) *pflag.FlagSet {
+	flags := pflag.NewFlagSet(prog+" version", pflag.ContinueOnError)
+	flags.SetOutput(io.Discard)
+	flags.SortFlags = false
+	flags.BoolVar(asJSON, "json", false, "Print one JSON document on stdout instead of text.")
+	flags.BoolVarP(help, "help", "h", false, "Show this help and exit.")
+	return flags
+}
+
 // runVersion is "clean-registry version": the --version line, or its JSON document.
 func runVersion(prog string, args []string, stdout, stderr io.Writer) int {
 	var help, asJSON bool
-	flags := pflag.NewFlagSet(prog+" version", pflag.ContinueOnError)
-	flags.SetOutput(io.Discard)
-	flags.BoolVarP(&help, "help", "h", false, "")
-	flags.BoolVar(&asJSON, "json", false, "")
+	flags := versionFlags(prog, &help, &asJSON)
 	err := flags.Parse(args)
 	if err == nil && flags.NArg() > 0 {
 		err = fmt.Errorf("version takes no arguments, not %q", flags.Arg(0))
 	}
 	if err != nil {
 		fmt.Fprintln(stderr, "ERROR: version: "+err.Error())
-		fmt.Fprintf(stderr, versionUsageText, prog)
+		fmt.Fprint(stderr, versionUsage(prog))
 		return ExitUsage
 	}
 	switch {
 	case help:
-		fmt.Fprintf(stdout, versionUsageText, prog)
+		fmt.Fprint(stdout, versionUsage(prog))
 	case asJSON:
 		if !writeDoc(versionInfo(prog), stdout, stderr) {
 			return ExitError
