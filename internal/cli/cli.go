@@ -56,6 +56,8 @@ const usageHead = `Usage: %[1]s [OPTIONS] SERVICE|CONTAINER|VOLUME [REPOSITORY[:
        %[1]s version [--json]        (as --version; --json: with the build's details)
        %[1]s clean ...               (the first forms, for a container named
                                       like a command: %[1]s clean du)
+       %[1]s completion SHELL        (a completion script for bash, zsh or fish:
+                                      see %[1]s completion --help)
 
 Purges untagged manifests, removes repositories or tags, and deletes the blobs no
 kept manifest references, in a Docker/OCI distribution registry's storage.
@@ -142,6 +144,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	if len(args) > 0 && args[0] == "version" {
 		return runVersion(prog, args[1:], stdout, stderr)
+	}
+	if len(args) > 0 && args[0] == "completion" {
+		return runCompletion(prog, args[1:], stdout, stderr)
 	}
 	if len(args) > 0 && args[0] == "clean" {
 		args = args[1:] // the seed's form, whatever the target's name

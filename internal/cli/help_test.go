@@ -47,11 +47,12 @@ func commandFlags() map[string]struct {
 		help string
 	}
 	return map[string]entry{
-		"main":    {[]*pflag.FlagSet{mainFlags(prog, &o)}, mainUsage(prog)},
-		"trash":   {[]*pflag.FlagSet{trashFlags(prog, "list", &tc, &h), trashFlags(prog, "purge", &tc, &h), trashFlags(prog, "restore", &tc, &h)}, trashUsage(prog)},
-		"check":   {[]*pflag.FlagSet{checkFlags(prog, &cc, &h)}, checkUsage(prog)},
-		"du":      {[]*pflag.FlagSet{duFlags(prog, &dc, &h)}, duUsage(prog)},
-		"version": {[]*pflag.FlagSet{versionFlags(prog, &h, &js)}, versionUsage(prog)},
+		"main":       {[]*pflag.FlagSet{mainFlags(prog, &o)}, mainUsage(prog)},
+		"trash":      {[]*pflag.FlagSet{trashFlags(prog, "list", &tc, &h), trashFlags(prog, "purge", &tc, &h), trashFlags(prog, "restore", &tc, &h)}, trashUsage(prog)},
+		"check":      {[]*pflag.FlagSet{checkFlags(prog, &cc, &h)}, checkUsage(prog)},
+		"du":         {[]*pflag.FlagSet{duFlags(prog, &dc, &h)}, duUsage(prog)},
+		"version":    {[]*pflag.FlagSet{versionFlags(prog, &h, &js)}, versionUsage(prog)},
+		"completion": {[]*pflag.FlagSet{completionFlags(prog, &h)}, completionUsage(prog)},
 	}
 }
 
@@ -90,7 +91,7 @@ func TestHelpListsEveryFlag(t *testing.T) {
 
 // The commands print the help generated from their flags.
 func TestHelpOutput(t *testing.T) {
-	for _, args := range [][]string{{"--help"}, {"trash", "-h"}, {"restore", "--help"}, {"check", "-h"}, {"du", "--help"}, {"version", "-h"}} {
+	for _, args := range [][]string{{"--help"}, {"trash", "-h"}, {"restore", "--help"}, {"check", "-h"}, {"du", "--help"}, {"version", "-h"}, {"completion", "--help"}} {
 		code, out, _ := cli(args...)
 		if code != ExitOK || !strings.Contains(out, "Options:\n") || !strings.Contains(out, "  -h, --help            Show this help and exit.\n") {
 			t.Errorf("%q: exit %d\n%s", args, code, out)
@@ -99,7 +100,8 @@ func TestHelpOutput(t *testing.T) {
 	_, out, _ := cli("--help")
 	for _, want := range []string{"Usage: ", "\nOptions:\n  -x, --remove          Remove the specified images or repositories.\n",
 		"  -n, --dry-run         Print what would be deleted; delete nothing.\n",
-		"      --upload-age DURATION\n                        Purge unfinished uploads older than this (default 24h).\n", "\nExit status: 0 done"} {
+		"      --upload-age DURATION\n                        Purge unfinished uploads older than this (default 24h).\n",
+		" completion SHELL ", "\nExit status: 0 done"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("--help lacks %q:\n%s", want, out)
 		}
