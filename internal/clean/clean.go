@@ -16,6 +16,7 @@ import (
 	"github.com/clean-registry/clean-registry/internal/online"
 	"github.com/clean-registry/clean-registry/internal/plan"
 	"github.com/clean-registry/clean-registry/internal/policy"
+	"github.com/clean-registry/clean-registry/internal/progress"
 	"github.com/clean-registry/clean-registry/internal/report"
 	"github.com/clean-registry/clean-registry/internal/storage"
 )
@@ -51,6 +52,9 @@ type Options struct {
 	// KeepDeleted keeps what the run deletes in its trash for this long, restorable
 	// (see internal/online); zero deletes it for good.
 	KeepDeleted time.Duration
+	// Progress, when set, is told how far the run has got, stage by stage: the scan,
+	// the reading of push times, sizes and times, each deletion phase. nil: nothing.
+	Progress *progress.Tracker
 	// Log receives one line per deletion, in plan order: as planned in a dry run, as
 	// applied (phase by phase) in a real run. nil: silent.
 	Log io.Writer
@@ -100,7 +104,7 @@ func Run(ctx context.Context, b storage.Backend, opts Options) (*report.Report, 
 			}
 		}
 	}
-	inv, err := inventory.Scan(ctx, b, jobs)
+	inv, err := inventory.ScanTracked(ctx, b, jobs, opts.Progress)
 	if err != nil {
 		if journal != nil {
 			err = errors.Join(err, online.Purge(context.WithoutCancel(ctx), b, &online.Quarantine{Run: journal.Run}, jobs))
@@ -113,7 +117,8 @@ func Run(ctx context.Context, b storage.Backend, opts Options) (*report.Report, 
 	if opts.Retention.NeedsPushTimes() {
 		// A tag's push time is its current link's: a filesystem walk does not stat,
 		// so read it where a rule ranks or ages the tag (object stores listed it).
-		if err := inv.Complete(ctx, b, pushTimes(inv, opts.Retention, opts.Select), jobs); err != nil {
+		st := opts.Progress.Begin("reading push times", "links", -1)
+		if err := inv.CompleteTracked(ctx, b, pushTimes(inv, opts.Retention, opts.Select), jobs, st); err != nil {
 			return nil, fmt.Errorf("reading tag push times: %w", err)
 		}
 	}
@@ -125,12 +130,14 @@ func Run(ctx context.Context, b storage.Backend, opts Options) (*report.Report, 
 	releaseMemory() // the scan's garbage: paths, read buffers, the blob stripes
 	p := plan.Make(inv, candidates)
 	releaseMemory() // the first plan's growth
-	if err := inv.Complete(ctx, b, refsOf(inv, p, opts.Grace > 0), jobs); err != nil {
+	st := opts.Progress.Begin("planning; reading sizes and times", "objects", -1)
+	if err := inv.CompleteTracked(ctx, b, refsOf(inv, p, opts.Grace > 0), jobs, st); err != nil {
 		return nil, fmt.Errorf("reading sizes and times: %w", err)
 	}
 	if opts.Grace > 0 {
 		p = plan.Make(inv, pol)
 	}
+	st.End()
 
 	rep := report.New(inv, p, opts.DryRun)
 	rep.Online = recovered
@@ -164,7 +171,7 @@ func Run(ctx context.Context, b storage.Backend, opts Options) (*report.Report, 
 		rep.Completed = true
 	} else {
 		var res execute.Result
-		eopts := execute.Options{Jobs: jobs, PhaseDone: logLines}
+		eopts := execute.Options{Jobs: jobs, PhaseDone: logLines, Progress: opts.Progress}
 		if journal != nil {
 			eopts.Quarantine = journal.Dir
 		}

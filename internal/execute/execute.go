@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 
 	"github.com/clean-registry/clean-registry/internal/plan"
+	"github.com/clean-registry/clean-registry/internal/progress"
 	"github.com/clean-registry/clean-registry/internal/storage"
 	"golang.org/x/sync/errgroup"
 )
@@ -34,6 +35,9 @@ type Options struct {
 	// uploads are deleted all the same: nothing can need them. The quarantine (or
 	// trash) is this run's own: the moves are storage.Move.Fresh.
 	Quarantine func(dir string) string
+	// Progress, when set, gets one stage per phase ("deleting blobs"), counted batch
+	// by batch, with the bytes the plan knows of.
+	Progress *progress.Tracker
 }
 
 // Range is a run of the plan's deletions, from Start to End (excluded).
@@ -82,7 +86,17 @@ func Run(ctx context.Context, b storage.Backend, p *plan.Plan, opts Options) (Re
 				return mover.Move(ctx, moves)
 			}
 		}
-		if done, uncertain, err := runPhase(ctx, p, start, end, opts.Jobs, apply); err != nil {
+		st := opts.Progress.Begin("deleting "+phaseName[kind], "deletions", int64(end-start))
+		if st != nil {
+			var bytes int64
+			for i := start; i < end; i++ {
+				bytes += max(p.At(i).Bytes, 0)
+			}
+			st.SetTotalBytes(bytes)
+		}
+		done, uncertain, err := runPhase(ctx, p, start, end, opts.Jobs, st, apply)
+		st.End()
+		if err != nil {
 			applied(done...)
 			res.Uncertain = uncertain
 			return res, fmt.Errorf("deleting %ss: %w", kind, err)
@@ -97,6 +111,10 @@ func Run(ctx context.Context, b storage.Backend, p *plan.Plan, opts Options) (Re
 	return res, nil
 }
 
+// phaseName names a phase in its progress stage.
+var phaseName = map[plan.Kind]string{plan.Tag: "tags", plan.TagHistory: "tag history", plan.Revision: "revisions",
+	plan.LayerLink: "layer links", plan.Upload: "uploads", plan.Blob: "blobs", plan.Repository: "repositories"}
+
 // runPhase deletes p's deletions start to end in parallel batches; each batch's units
 // are built only when a job is free to take it. On an error it returns the ranges of
 // the batches that were applied, and those of the batches that failed (uncertain),
@@ -104,7 +122,7 @@ func Run(ctx context.Context, b storage.Backend, p *plan.Plan, opts Options) (Re
 // the phase: no batch starts after it, while those under way are not cancelled but
 // finish, so that what they applied is known and reported (a cancelled ctx, a
 // signal, still interrupts them).
-func runPhase(ctx context.Context, p *plan.Plan, start, end, jobs int, apply func(context.Context, []storage.Unit) error) (done, uncertain []Range, err error) {
+func runPhase(ctx context.Context, p *plan.Plan, start, end, jobs int, st *progress.Stage, apply func(context.Context, []storage.Unit) error) (done, uncertain []Range, err error) {
 	jobs = max(jobs, 1)
 	var g errgroup.Group
 	g.SetLimit(jobs)
@@ -115,9 +133,11 @@ func runPhase(ctx context.Context, p *plan.Plan, start, end, jobs int, apply fun
 	size := min(BatchSize, max(1, (end-start+jobs-1)/jobs))
 	i := start
 	for i < end && !failed.Load() && ctx.Err() == nil {
-		first, units := i, []storage.Unit(nil)
+		first, units, bytes := i, []storage.Unit(nil), int64(0)
 		for i < end && len(units) < size {
-			units = append(units, p.At(i).Units()...)
+			d := p.At(i)
+			units = append(units, d.Units()...)
+			bytes += max(d.Bytes, 0)
 			i++
 		}
 		last := i
@@ -141,6 +161,8 @@ func runPhase(ctx context.Context, p *plan.Plan, start, end, jobs int, apply fun
 			mu.Lock()
 			done = append(done, Range{first, last})
 			mu.Unlock()
+			st.Add(int64(last - first))
+			st.AddBytes(bytes)
 			return nil
 		})
 	}

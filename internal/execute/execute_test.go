@@ -12,6 +12,7 @@ import (
 	"github.com/clean-registry/clean-registry/internal/inventory"
 	"github.com/clean-registry/clean-registry/internal/layout"
 	"github.com/clean-registry/clean-registry/internal/plan"
+	"github.com/clean-registry/clean-registry/internal/progress"
 	"github.com/clean-registry/clean-registry/internal/storage"
 )
 
@@ -206,5 +207,29 @@ func TestFailedBatchLetsSiblingsFinish(t *testing.T) {
 	}
 	if want := []Range{{1875, 2500}}; !reflect.DeepEqual(res.Uncertain, want) {
 		t.Fatalf("uncertain %v, want %v", res.Uncertain, want)
+	}
+}
+
+func TestRunCountsProgressPerPhase(t *testing.T) {
+	tr := progress.New()
+	if _, err := Run(context.Background(), &recorder{failAt: -1}, testPlan(), Options{Jobs: 4, Progress: tr}); err != nil {
+		t.Fatal(err)
+	}
+	var got []progress.Snapshot
+	for _, s := range tr.Stages() {
+		snap := s.Snapshot()
+		if snap.Elapsed <= 0 {
+			t.Errorf("%s: elapsed %v", snap.Name, snap.Elapsed)
+		}
+		snap.Elapsed = 0
+		got = append(got, snap)
+	}
+	want := []progress.Snapshot{
+		{Name: "deleting revisions", Unit: "deletions", Done: 2500, Total: 2500, Ended: true},
+		{Name: "deleting blobs", Unit: "deletions", Done: 1, Total: 1, Bytes: 10, TotalBytes: 10, Ended: true},
+		{Name: "deleting repositories", Unit: "deletions", Done: 1, Total: 1, Ended: true},
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("stages\n%+v\nwant\n%+v", got, want)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"sync"
 
 	"github.com/clean-registry/clean-registry/internal/layout"
+	"github.com/clean-registry/clean-registry/internal/progress"
 	"github.com/clean-registry/clean-registry/internal/storage"
 	"golang.org/x/sync/errgroup"
 )
@@ -45,6 +46,11 @@ func (inv *Inventory) path(r Ref) string {
 // which a plan with a grace period treats as fresh. refs is consumed as it is stated,
 // and each answer recorded at once: a plan's candidates are never held twice.
 func (inv *Inventory) Complete(ctx context.Context, b storage.Backend, refs iter.Seq[Ref], jobs int) error {
+	return inv.CompleteTracked(ctx, b, refs, jobs, nil)
+}
+
+// CompleteTracked is Complete counting, in st (nil: none), each ref it stats.
+func (inv *Inventory) CompleteTracked(ctx context.Context, b storage.Backend, refs iter.Seq[Ref], jobs int, st *progress.Stage) error {
 	var mu sync.Mutex // guards inv's maps against the recording goroutines
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(max(jobs, 1))
@@ -59,6 +65,7 @@ func (inv *Inventory) Complete(ctx context.Context, b storage.Backend, refs iter
 			break
 		}
 		g.Go(func() error {
+			defer st.Add(1)
 			p := inv.path(r)
 			f, err := b.Stat(gctx, p)
 			if storage.IsNotExist(err) && r.Kind != layout.KindBlobData {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/clean-registry/clean-registry/internal/layout"
 	"github.com/clean-registry/clean-registry/internal/manifest"
+	"github.com/clean-registry/clean-registry/internal/progress"
 	"github.com/clean-registry/clean-registry/internal/storage"
 	"golang.org/x/sync/errgroup"
 )
@@ -24,6 +25,13 @@ var ErrNotRegistry = errors.New("not a registry storage root")
 // reads. Only I/O errors that make the picture unreliable (a listing that fails) are
 // returned; everything odd about the content becomes a Problem.
 func Scan(ctx context.Context, b storage.Backend, jobs int) (*Inventory, error) {
+	return ScanTracked(ctx, b, jobs, nil)
+}
+
+// ScanTracked is Scan reporting its progress to tr (nil: none): a stage "scanning"
+// that counts the entries found, read from the count the scan keeps anyway, then a
+// stage "reading manifests".
+func ScanTracked(ctx context.Context, b storage.Backend, jobs int, tr *progress.Tracker) (*Inventory, error) {
 	ok, err := b.DirExists(ctx, layout.V2Dir)
 	if err != nil {
 		return nil, fmt.Errorf("checking %s: %w", b, err)
@@ -32,6 +40,7 @@ func Scan(ctx context.Context, b storage.Backend, jobs int) (*Inventory, error) 
 		return nil, fmt.Errorf("%w: %s has no %s", ErrNotRegistry, b, layout.V2Dir)
 	}
 	s := &scanner{b: b, build: NewBuilder(b.String())}
+	tr.Begin("scanning", "entries", -1).Follow(&s.build.files)
 	walk := b.Walk
 	if lw, ok := b.(storage.LeafWalker); ok {
 		// Blob and link directories hold one known file each: read it, don't list them.
@@ -51,7 +60,7 @@ func Scan(ctx context.Context, b storage.Backend, jobs int) (*Inventory, error) 
 		}
 	}
 	s.inv, s.build = s.build.Build(), nil
-	if err := s.readManifests(ctx, jobs); err != nil {
+	if err := s.readManifests(ctx, jobs, tr); err != nil {
 		return nil, err
 	}
 	s.checkConsistency()
@@ -286,7 +295,7 @@ func (s *scanner) verifyLink(ctx context.Context, f storage.File, d layout.Diges
 
 // readManifests reads, once each, every manifest a repository links or a tag names,
 // then the children of indexes until none is left unread.
-func (s *scanner) readManifests(ctx context.Context, jobs int) error {
+func (s *scanner) readManifests(ctx context.Context, jobs int, tr *progress.Tracker) error {
 	inv := s.inv
 	var todo []ID
 	seen := newIDSet(inv.NumBlobs())
@@ -306,24 +315,32 @@ func (s *scanner) readManifests(ctx context.Context, jobs int) error {
 			}
 		}
 	}
+	st := tr.Begin("reading manifests", "manifests", int64(len(todo)))
+	defer st.End()
+	var total int64
 	for len(todo) > 0 {
 		batch := todo
 		todo = nil
+		total += int64(len(batch))
+		st.SetTotal(total)
 		g, gctx := errgroup.WithContext(ctx)
 		g.SetLimit(max(jobs, 1))
 		for _, id := range batch {
 			if !inv.IsBlob(id) {
 				d := inv.Digest(id)
 				inv.SetManifest(d, nil, fmt.Errorf("%w: %s", storage.ErrNotExist, layout.BlobData(d)))
+				st.Add(1)
 				continue
 			}
 			if size := inv.Blobs[id].Size; size > layout.MaxManifestSize {
 				// The listing told: no read at all.
 				d := inv.Blobs[id].Digest
 				inv.SetManifest(d, nil, &storage.TooLargeError{Path: layout.BlobData(d), Limit: layout.MaxManifestSize})
+				st.Add(1)
 				continue
 			}
 			g.Go(func() error {
+				defer st.Add(1)
 				d := inv.Blobs[id].Digest
 				data, err := s.b.ReadFile(gctx, layout.BlobData(d), layout.MaxManifestSize)
 				if err != nil {

@@ -11,6 +11,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/clean-registry/clean-registry/internal/layout"
+	"github.com/clean-registry/clean-registry/internal/progress"
 	"github.com/clean-registry/clean-registry/internal/storage"
 	"github.com/clean-registry/clean-registry/internal/storage/fs"
 )
@@ -297,5 +298,36 @@ func TestScanTakesVanishedLinksAsGone(t *testing.T) {
 	}
 	if got := problems(inv)[MissingLink]; got != 1 {
 		t.Errorf("%d missing-link problems, want 1 (the crash's remnant, not the vanished tag): %+v", got, inv.Problems)
+	}
+}
+
+// The scan's stages count what it found: every entry, read from the builder's count,
+// and every manifest read once.
+func TestScanTrackedCounts(t *testing.T) {
+	tr := tree{t, t.TempDir()}
+	layer, config := tr.blob("layer"), tr.blob("config")
+	man := tr.blob(`{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"digest":"` +
+		config.String() + `"},"layers":[{"digest":"` + layer.String() + `"}]}`)
+	tr.link(layout.RevisionDir("app", man), man)
+	tr.link(layout.LayerDir("app", layer), layer)
+	tr.write(layout.TagCurrentLink("app", "v1"), []byte(man.String()))
+	b, err := fs.New(tr.root, 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pt := progress.New()
+	inv, err := ScanTracked(context.Background(), b, 4, pt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stages := pt.Stages()
+	if len(stages) != 2 {
+		t.Fatalf("%d stages", len(stages))
+	}
+	if s := stages[0].Snapshot(); s.Name != "scanning" || s.Done != inv.Files || s.Done != 6 || !s.Ended {
+		t.Errorf("scan stage %+v, %d files", s, inv.Files)
+	}
+	if s := stages[1].Snapshot(); s.Name != "reading manifests" || s.Done != 1 || s.Total != 1 || !s.Ended {
+		t.Errorf("manifest stage %+v", s)
 	}
 }
