@@ -16,7 +16,6 @@ import (
 	"iter"
 	"sort"
 	"strings"
-	"sync/atomic"
 
 	godigest "github.com/opencontainers/go-digest"
 	"golang.org/x/sync/errgroup"
@@ -24,6 +23,7 @@ import (
 	"github.com/clean-registry/clean-registry/internal/inventory"
 	"github.com/clean-registry/clean-registry/internal/layout"
 	"github.com/clean-registry/clean-registry/internal/manifest"
+	"github.com/clean-registry/clean-registry/internal/progress"
 	"github.com/clean-registry/clean-registry/internal/storage"
 )
 
@@ -38,14 +38,9 @@ type Options struct {
 	Jobs int
 	// VerifyDigests re-hashes every blob the checked images reference.
 	VerifyDigests bool
-	// Progress, when set, counts the verification's work as it goes.
-	Progress *Progress
-}
-
-// Progress counts a digest verification while it runs; safe to read concurrently.
-type Progress struct {
-	Blobs, TotalBlobs atomic.Int64
-	Bytes, TotalBytes atomic.Int64
+	// Progress, when set, is told how far the check has got: the scan, the sizes,
+	// the digest verification (blobs and bytes).
+	Progress *progress.Tracker
 }
 
 // ErrUnknown reports a selected repository or tag the storage does not hold.
@@ -154,7 +149,7 @@ type node struct {
 // storage does not hold (ErrUnknown); what is broken is in the Result.
 func Run(ctx context.Context, b storage.Backend, opts Options) (*Result, error) {
 	jobs := max(opts.Jobs, 1)
-	inv, err := inventory.Scan(ctx, b, jobs)
+	inv, err := inventory.ScanTracked(ctx, b, jobs, opts.Progress)
 	if err != nil {
 		return nil, err
 	}
@@ -168,15 +163,12 @@ func Run(ctx context.Context, b storage.Backend, opts Options) (*Result, error) 
 	}
 	c := newChecker(inv, nodes)
 	// Sizes first, from the listing where it told them: only the rest is stat'ed.
-	if err := inv.Complete(ctx, b, blobRefs(c.referenced()), jobs); err != nil {
+	st := opts.Progress.Begin("reading blob sizes", "blobs", -1)
+	if err := inv.CompleteTracked(ctx, b, blobRefs(c.referenced()), jobs, st); err != nil {
 		return nil, fmt.Errorf("reading blob sizes in %s: %w", b, err)
 	}
 	if opts.VerifyDigests {
-		p := opts.Progress
-		if p == nil {
-			p = &Progress{}
-		}
-		corrupt, err := verify(ctx, b, inv, c.referenced(), jobs, p)
+		corrupt, err := verify(ctx, b, inv, c.referenced(), jobs, opts.Progress)
 		if err != nil {
 			return nil, err
 		}

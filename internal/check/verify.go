@@ -10,29 +10,33 @@ import (
 
 	"github.com/clean-registry/clean-registry/internal/inventory"
 	"github.com/clean-registry/clean-registry/internal/layout"
+	"github.com/clean-registry/clean-registry/internal/progress"
 	"github.com/clean-registry/clean-registry/internal/storage"
 )
 
 // verify re-hashes the blobs ids, jobs at a time, streaming each; it returns those
 // whose content is not their digest's, or that went meanwhile. A read that fails
 // otherwise stops it: the storage cannot tell.
-func verify(ctx context.Context, b storage.Backend, inv *inventory.Inventory, ids []inventory.ID, jobs int, p *Progress) (map[inventory.ID]verdict, error) {
+func verify(ctx context.Context, b storage.Backend, inv *inventory.Inventory, ids []inventory.ID, jobs int, tr *progress.Tracker) (map[inventory.ID]verdict, error) {
 	op, ok := b.(storage.Opener)
 	if !ok {
 		return nil, fmt.Errorf("--verify-digests: %s cannot stream its files", b)
 	}
+	st := tr.Begin("verifying digests", "blobs", int64(len(ids)))
+	defer st.End()
+	var total int64
 	for _, id := range ids {
-		p.TotalBytes.Add(max(inv.Blobs[id].Size, 0))
+		total += max(inv.Blobs[id].Size, 0)
 	}
-	p.TotalBlobs.Add(int64(len(ids)))
+	st.SetTotalBytes(total)
 	verdicts := make([]*verdict, len(ids))
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(jobs)
 	for i, id := range ids {
 		g.Go(func() error {
-			v, err := hash(gctx, op, inv.Blobs[id].Digest, p)
+			v, err := hash(gctx, op, inv.Blobs[id].Digest, st)
 			verdicts[i] = v
-			p.Blobs.Add(1)
+			st.Add(1)
 			return err
 		})
 	}
@@ -49,7 +53,7 @@ func verify(ctx context.Context, b storage.Backend, inv *inventory.Inventory, id
 }
 
 // hash reads blob d and returns nil when its content is d's.
-func hash(ctx context.Context, op storage.Opener, d layout.Digest, p *Progress) (*verdict, error) {
+func hash(ctx context.Context, op storage.Opener, d layout.Digest, st *progress.Stage) (*verdict, error) {
 	r, err := op.Open(ctx, layout.BlobData(d))
 	if storage.IsNotExist(err) {
 		return &verdict{gone: true}, nil
@@ -59,7 +63,7 @@ func hash(ctx context.Context, op storage.Opener, d layout.Digest, p *Progress) 
 	}
 	defer r.Close()
 	want := godigest.Digest(d.String())
-	got, err := want.Algorithm().FromReader(&counter{r: r, n: &p.Bytes})
+	got, err := want.Algorithm().FromReader(&counter{r: r, st: st})
 	if err != nil {
 		return nil, fmt.Errorf("verifying blob %s: %w", d, err)
 	}
@@ -69,14 +73,14 @@ func hash(ctx context.Context, op storage.Opener, d layout.Digest, p *Progress) 
 	return nil, nil
 }
 
-// counter counts what is read into n, for the progress line.
+// counter counts what is read into st's bytes, for the progress bar.
 type counter struct {
-	r io.Reader
-	n interface{ Add(int64) int64 }
+	r  io.Reader
+	st *progress.Stage
 }
 
 func (c *counter) Read(b []byte) (int, error) {
 	n, err := c.r.Read(b)
-	c.n.Add(int64(n))
+	c.st.AddBytes(int64(n))
 	return n, err
 }

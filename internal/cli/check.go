@@ -5,15 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/spf13/pflag"
 
 	"github.com/clean-registry/clean-registry/internal/check"
 	"github.com/clean-registry/clean-registry/internal/layout"
+	"github.com/clean-registry/clean-registry/internal/progress"
 	"github.com/clean-registry/clean-registry/internal/report"
 	"github.com/clean-registry/clean-registry/internal/runtime/docker"
 	"github.com/clean-registry/clean-registry/internal/storage"
@@ -115,12 +114,14 @@ func checkFlags(prog string, cmd *checkCmd, help *bool) *pflag.FlagSet {
 	flags.SetOutput(io.Discard)
 	flags.SortFlags = false
 	flags.BoolVar(&cmd.verify, "verify-digests", false, "Also re-hash the content of every blob the checked "+
-		"images reference (reads it all; progress on a terminal).")
+		"images reference (reads it all).")
 	flags.StringVar(&o.root, "root", "", "The registry's storage root directory.")
 	flags.StringVar(&o.config, "config", "", "The registry's config.yml (object stores too).")
 	flags.BoolVarP(&o.volume, "volume", "v", false, "The first argument is a Docker volume.")
 	flags.BoolVar(&o.json, "json", false, "Print one JSON document on stdout instead of text.")
 	flags.BoolVarP(&o.quiet, "quiet", "q", false, "Print only the broken images' lines (and errors).")
+	flags.StringVar(&o.progress, "progress", progressAuto, "Progress bars on stderr (the scan, the sizes, the "+
+		"digests verified): auto (on a terminal), always or never; never with -q.")
 	flags.IntVarP(&o.jobs, "jobs", "j", defaultJobs(), jobsUsage())
 	flags.BoolVarP(help, "help", "h", false, "Show this help and exit.")
 	return flags
@@ -146,6 +147,8 @@ func parseCheck(prog string, args []string) (cmd checkCmd, help bool, err error)
 		return cmd, false, errors.New("--root and --config exclude each other")
 	case o.jobs < 1 || o.jobs > MaxJobs:
 		return cmd, false, fmt.Errorf("--jobs must be within 1..%d, not %d", MaxJobs, o.jobs)
+	case checkProgressMode(o.progress) != nil:
+		return cmd, false, checkProgressMode(o.progress)
 	}
 	positional := flags.Args()
 	if o.root == "" && o.config == "" {
@@ -199,17 +202,13 @@ func execCheck(ctx context.Context, cmd checkCmd, doc *checkDoc, stdout, stderr 
 	}
 	doc.Storage = b.String()
 	opts := check.Options{Select: cmd.selectors, Jobs: cmd.o.jobs, VerifyDigests: cmd.verify}
-	if cmd.verify && !cmd.o.quiet && !cmd.o.json && isTerminal(stderr) {
-		opts.Progress = &check.Progress{}
-	}
-	var stop func()
-	if opts.Progress != nil {
-		stop = showProgress(opts.Progress, stderr)
+	stop := func() {}
+	if progressOn(cmd.o.progress, cmd.o.quiet, stderr) {
+		opts.Progress = progress.New()
+		_, stop = startProgress(opts.Progress, stderr, nil)
 	}
 	res, err := check.Run(ctx, b, opts)
-	if stop != nil {
-		stop()
-	}
+	stop()
 	if err != nil {
 		return ExitError, "check", err
 	}
@@ -247,50 +246,4 @@ func count(n int, noun string) string {
 		return "1 " + noun
 	}
 	return fmt.Sprintf("%d %ss", n, noun)
-}
-
-// isTerminal tells whether w is a terminal, where a progress line may overwrite itself.
-func isTerminal(w io.Writer) bool {
-	f, ok := w.(*os.File)
-	if !ok {
-		return false
-	}
-	st, err := f.Stat()
-	return err == nil && st.Mode()&os.ModeCharDevice != 0
-}
-
-// showProgress redraws one line on w until stop is called, which ends the line.
-func showProgress(p *check.Progress, w io.Writer) (stop func()) {
-	done := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Add(1)
-	draw := func() {
-		total := p.TotalBlobs.Load()
-		if total == 0 {
-			return
-		}
-		fmt.Fprintf(w, "\rverifying digests: %d/%d blobs, %s/%s ", p.Blobs.Load(), total,
-			report.Bytes(p.Bytes.Load()), report.Bytes(p.TotalBytes.Load()))
-	}
-	go func() {
-		defer wg.Done()
-		tick := time.NewTicker(250 * time.Millisecond)
-		defer tick.Stop()
-		for {
-			select {
-			case <-done:
-				draw()
-				if p.TotalBlobs.Load() > 0 {
-					fmt.Fprintln(w)
-				}
-				return
-			case <-tick.C:
-				draw()
-			}
-		}
-	}()
-	return func() {
-		close(done)
-		wg.Wait()
-	}
 }

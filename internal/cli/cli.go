@@ -91,6 +91,7 @@ type options struct {
 	stop, noRestart, online                            bool
 	root, config                                       string
 	metricsFile, pushgateway                           string
+	progress                                           string
 	grace, uploadAge, wait, settle, keepDeleted        time.Duration
 	jobs                                               int
 	graceSet                                           bool
@@ -241,6 +242,8 @@ func parseAndRun(ctx context.Context, prog, usage string, args []string, o *opti
 		return usageError("--root and --config exclude each other")
 	case o.jobs < 1 || o.jobs > MaxJobs:
 		return usageError("--jobs must be within 1..%d, not %d", MaxJobs, o.jobs)
+	case checkProgressMode(o.progress) != nil:
+		return usageError("%v", checkProgressMode(o.progress))
 	case flags.Changed("settle") && !o.online:
 		return usageError("--settle is for online runs: add --online")
 	case o.online && o.stop:
@@ -341,6 +344,8 @@ func mainFlags(prog string, o *options) *pflag.FlagSet {
 		"(default 1h; 0 when the registry is known to be stopped, paused or read-only). Durations take d and w besides h, m and s.")
 	flags.Var((*policy.DurationFlag)(&o.uploadAge), "upload-age", "Purge unfinished uploads older than this (default 24h).")
 	flags.BoolVar(&o.json, "json", false, "Print a JSON report on stdout instead of text.")
+	flags.StringVar(&o.progress, "progress", progressAuto, "Progress bars on stderr: auto (on a terminal), always or never; "+
+		"never with -q.")
 	flags.BoolVar(&o.stop, "stop", false, "Stop and start the registry's containers instead of pausing them "+
 		"(not for Swarm services). Docker targets only, as -v and --no-restart.")
 	flags.BoolVar(&o.noRestart, "no-restart", false, "Only unpause a registry whose blob descriptor cache may name "+
@@ -471,7 +476,9 @@ func runClean(ctx context.Context, b storage.Backend, opts clean.Options, o opti
 
 // runCleanLocked is runClean for a caller that holds the lock (or a dry run).
 func runCleanLocked(ctx context.Context, b storage.Backend, opts clean.Options, o options, stdout, stderr io.Writer) outcome {
+	opts, stop := o.withProgress(opts, stderr)
 	rep, err := clean.Run(ctx, b, opts)
+	stop()
 	if rep != nil {
 		if !o.json && !o.quiet {
 			rep.WriteText(stdout)

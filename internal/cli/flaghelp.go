@@ -16,7 +16,7 @@ import (
 var argNames = map[string]string{
 	"root": "DIR", "config": "FILE", "policy": "FILE", "metrics-file": "FILE",
 	"jobs": "N", "keep-last": "N", "top": "N",
-	"keep-tag": "REGEX", "tags": "REGEX", "pushgateway": "URL",
+	"keep-tag": "REGEX", "tags": "REGEX", "pushgateway": "URL", "progress": "MODE",
 }
 
 // argName is the name of f's argument, "" for a flag that takes none.
