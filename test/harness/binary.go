@@ -39,13 +39,23 @@ func RegistryBinaryPath() string {
 var buildMu sync.Mutex
 
 // RegistryBinary returns the upstream registry binary, building it with `go install`
-// from the module proxy the first time (a few minutes). A file lock keeps parallel
-// test processes from building it twice, and the binary appears by an atomic rename,
-// so nobody ever runs a half-written one.
+// from the module proxy the first time (a few minutes).
 func RegistryBinary(ctx context.Context) (string, error) {
-	buildMu.Lock()
-	defer buildMu.Unlock()
-	p := RegistryBinaryPath()
+	return cachedBuild(&buildMu, RegistryBinaryPath(), func(tmp string) (*exec.Cmd, error) {
+		cmd := exec.CommandContext(ctx, "go", "install", registryModule+"@"+RegistryVersion)
+		cmd.Dir = tmp // outside any module: go.mod and go.work must not interfere
+		cmd.Env = append(os.Environ(), "GOBIN="+tmp, "CGO_ENABLED=0", "GOFLAGS=-buildvcs=false", "GOWORK=off")
+		return cmd, nil
+	}, registryModule+"@"+RegistryVersion)
+}
+
+// cachedBuild returns the binary at p, building it first when it is missing: build
+// prepares tmp and gives the command that writes a binary of p's name into it. A file lock keeps
+// parallel test processes from building it twice, and the binary appears by an
+// atomic rename, so nobody ever runs a half-written one. what names it in errors.
+func cachedBuild(mu *sync.Mutex, p string, build func(tmp string) (*exec.Cmd, error), what string) (string, error) {
+	mu.Lock()
+	defer mu.Unlock()
 	if _, err := os.Stat(p); err == nil {
 		return p, nil
 	}
@@ -66,15 +76,16 @@ func RegistryBinary(ctx context.Context) (string, error) {
 		return "", err
 	}
 	defer os.RemoveAll(tmp)
-	cmd := exec.CommandContext(ctx, "go", "install", registryModule+"@"+RegistryVersion)
-	cmd.Dir = tmp // outside any module: go.mod and go.work must not interfere
-	cmd.Env = append(os.Environ(), "GOBIN="+tmp, "CGO_ENABLED=0", "GOFLAGS=-buildvcs=false", "GOWORK=off")
+	cmd, err := build(tmp)
+	if err != nil {
+		return "", err
+	}
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Run(); err != nil {
-		return "", fmt.Errorf("building %s@%s: %v\n%s", registryModule, RegistryVersion, err, out.Bytes())
+		return "", fmt.Errorf("building %s: %v\n%s", what, err, out.Bytes())
 	}
-	if err := os.Rename(filepath.Join(tmp, "registry"), p); err != nil {
+	if err := os.Rename(filepath.Join(tmp, filepath.Base(p)), p); err != nil {
 		return "", err
 	}
 	return p, nil

@@ -1,7 +1,6 @@
 package harness
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"net/http"
@@ -28,51 +27,22 @@ func PushgatewayBinaryPath() string {
 var pushgatewayBuildMu sync.Mutex
 
 // PushgatewayBinary returns the Pushgateway binary, building it from its Go module
-// the first time (a minute), under a file lock and by an atomic rename like
-// RegistryBinary. It is built in a throwaway module requiring it rather than with
-// `go install MODULE@VERSION`, which also asks the proxy for the module's version
-// list and fails where the proxy refuses that list (see .ci/prepare.sh).
+// the first time (a minute), like RegistryBinary. It is built in a throwaway module
+// requiring it rather than with `go install MODULE@VERSION`, which also asks the
+// proxy for the module's version list and fails where the proxy refuses that list
+// (see .ci/prepare.sh).
 func PushgatewayBinary(ctx context.Context) (string, error) {
-	pushgatewayBuildMu.Lock()
-	defer pushgatewayBuildMu.Unlock()
-	p := PushgatewayBinaryPath()
-	if _, err := os.Stat(p); err == nil {
-		return p, nil
-	}
-	dir := filepath.Dir(p)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return "", err
-	}
-	unlock, err := lockFile(filepath.Join(dir, ".lock"))
-	if err != nil {
-		return "", err
-	}
-	defer unlock()
-	if _, err := os.Stat(p); err == nil { // built by another process while we waited
-		return p, nil
-	}
-	tmp, err := os.MkdirTemp(dir, ".build-")
-	if err != nil {
-		return "", err
-	}
-	defer os.RemoveAll(tmp)
 	goVersion := strings.Fields(strings.TrimPrefix(runtime.Version(), "go"))[0]
 	mod := fmt.Sprintf("module build\n\ngo %s\n\nrequire %s %s\n", goVersion, pushgatewayModule, PushgatewayVersion)
-	if err := os.WriteFile(filepath.Join(tmp, "go.mod"), []byte(mod), 0o644); err != nil {
-		return "", err
-	}
-	cmd := exec.CommandContext(ctx, "go", "build", "-o", filepath.Join(tmp, "pushgateway"), pushgatewayModule)
-	cmd.Dir = tmp
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOFLAGS=-mod=mod -buildvcs=false", "GOWORK=off")
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Run(); err != nil {
-		return "", fmt.Errorf("building %s@%s: %v\n%s", pushgatewayModule, PushgatewayVersion, err, out.Bytes())
-	}
-	if err := os.Rename(filepath.Join(tmp, "pushgateway"), p); err != nil {
-		return "", err
-	}
-	return p, nil
+	return cachedBuild(&pushgatewayBuildMu, PushgatewayBinaryPath(), func(tmp string) (*exec.Cmd, error) {
+		if err := os.WriteFile(filepath.Join(tmp, "go.mod"), []byte(mod), 0o644); err != nil {
+			return nil, err
+		}
+		cmd := exec.CommandContext(ctx, "go", "build", "-o", filepath.Join(tmp, "pushgateway"), pushgatewayModule)
+		cmd.Dir = tmp
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOFLAGS=-mod=mod -buildvcs=false", "GOWORK=off")
+		return cmd, nil
+	}, pushgatewayModule+"@"+PushgatewayVersion)
 }
 
 // Pushgateway is one Pushgateway process serving on loopback, without persistence.
