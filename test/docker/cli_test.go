@@ -52,15 +52,25 @@ func containerActions(t *testing.T, id string, since, until time.Time) []string 
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	msgs, errs := engine(t).Events(ctx, events.ListOptions{
+	api := engine(t)
+	streamUntil := until
+	if podmanEngine {
+		// Podman 4 ends the stream at once, before reading its event log, when
+		// until is past: ask up to a moment from now and drop what came later.
+		streamUntil = time.Now().Add(time.Second)
+	}
+	msgs, errs := api.Events(ctx, events.ListOptions{
 		Since:   fmt.Sprintf("%d.%09d", since.Unix(), since.Nanosecond()),
-		Until:   fmt.Sprintf("%d.%09d", until.Unix(), until.Nanosecond()),
+		Until:   fmt.Sprintf("%d.%09d", streamUntil.Unix(), streamUntil.Nanosecond()),
 		Filters: filters.NewArgs(filters.Arg("type", "container"), filters.Arg("container", id)),
 	})
 	var actions []string
 	for {
 		select {
 		case m := <-msgs:
+			if m.TimeNano < since.UnixNano() || m.TimeNano > until.UnixNano() {
+				continue
+			}
 			actions = append(actions, string(m.Action))
 		case err := <-errs:
 			if err != nil && !errors.Is(err, context.Canceled) && !strings.Contains(err.Error(), "EOF") {
@@ -138,7 +148,10 @@ func TestCLITargets(t *testing.T) {
 		since := time.Now()
 		code, out := runCLI(t, "--stop", name)
 		actions := containerActions(t, id, since, time.Now())
-		if code != 0 || !contains(actions, "stop") || !contains(actions, "start") || contains(actions, "pause") {
+		// Podman 4 records no stop event for a stop through its API, only the
+		// container's death.
+		stopped := contains(actions, "stop") || (podmanEngine && contains(actions, "die"))
+		if code != 0 || !stopped || !contains(actions, "start") || contains(actions, "pause") {
 			t.Fatalf("exit %d, engine events %v: want stop and start\n%s", code, actions, out)
 		}
 		addr = addrOf(t, id)

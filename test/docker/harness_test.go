@@ -58,6 +58,9 @@ var (
 	engineOnce sync.Once
 	engineAPI  *client.Client
 	engineErr  error
+	// podmanEngine: the engine is Podman's Docker-compatible API (DOCKER_HOST at a
+	// `podman system service` socket), whose events need a different query.
+	podmanEngine bool
 
 	registryImages lazyImage
 
@@ -99,6 +102,17 @@ func engine(t *testing.T) *client.Client {
 		}
 		c.Close()
 		engineAPI, engineErr = client.NewClientWithOpts(client.FromEnv, client.WithAPIVersionNegotiation())
+		if engineErr != nil {
+			return
+		}
+		v, err := engineAPI.ServerVersion(ctx)
+		if err != nil {
+			engineErr = err
+			return
+		}
+		for _, c := range v.Components {
+			podmanEngine = podmanEngine || strings.Contains(c.Name, "Podman")
+		}
 	})
 	if engineErr != nil {
 		harness.Unavailable(t, "no Docker Engine answers (%v)", engineErr)
