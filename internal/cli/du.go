@@ -52,11 +52,9 @@ type duCmd struct {
 
 // duDoc is du's --json output.
 type duDoc struct {
-	Command   string `json:"command"`
-	Storage   string `json:"storage"`
-	Completed bool   `json:"completed"`
-	Error     string `json:"error,omitempty"`
-	Stage     string `json:"stage,omitempty"`
+	Command string `json:"command"`
+	Storage string `json:"storage"`
+	docEnd
 	// Repositories are the rows shown (--top, REPOSITORY arguments); Omitted
 	// counts the others.
 	Repositories []usage.Repo  `json:"repositories"`
@@ -78,14 +76,8 @@ func runDu(ctx context.Context, prog string, args []string, stdout, stderr io.Wr
 	return finishDu(out, cmd, helpText, args, stdout, stderr)
 }
 
-// duOutcome is how du ends: its status, its document, and what stopped it.
-type duOutcome struct {
-	code  int
-	doc   *duDoc
-	err   error
-	stage string
-	usage bool
-}
+// duOutcome is how du ends.
+type duOutcome = subOutcome
 
 func duUsageError(format string, args ...any) duOutcome {
 	return duOutcome{code: ExitUsage, err: fmt.Errorf("du: "+format, args...), stage: "command line", usage: true}
@@ -243,7 +235,6 @@ func execDu(ctx context.Context, cmd duCmd, stdout, stderr io.Writer) duOutcome 
 	if len(doc.Failures) > 0 {
 		return duOutcome{code: ExitError, doc: doc, err: errors.New(strings.Join(doc.Failures, "; ")), stage: "du"}
 	}
-	doc.Completed = true
 	return duOutcome{code: ExitOK, doc: doc}
 }
 
@@ -299,27 +290,9 @@ func writeDu(w io.Writer, doc *duDoc, cut int) error {
 	return nil
 }
 
-// finishDu prints the error (and, with --json, exactly one document) and returns
-// the exit status.
+// finishDu ends du: see finishSub.
 func finishDu(out duOutcome, cmd duCmd, helpText string, args []string, stdout, stderr io.Writer) int {
-	if out.err != nil {
-		fmt.Fprintln(stderr, "ERROR: "+strings.TrimSpace(out.err.Error()))
-		if out.usage {
-			fmt.Fprint(stderr, helpText)
-		}
-	}
-	// --help prints what was asked for, and no document.
-	if (out.err != nil || out.doc != nil) && (cmd.o.json || (out.stage == "command line" && wantsJSON(args))) {
-		doc := out.doc
-		if doc == nil {
-			doc = &duDoc{Command: "du", Storage: storageName(cmd.o), Repositories: []usage.Repo{}}
-		}
-		if out.err != nil {
-			doc.Error, doc.Stage = strings.TrimSpace(out.err.Error()), out.stage
-		}
-		if !writeDoc(doc, stdout, stderr) && out.err == nil {
-			return ExitError
-		}
-	}
-	return out.code
+	return finishSub(out, cmd.o.json, helpText, args, func() subDoc {
+		return &duDoc{Command: "du", Storage: storageName(cmd.o), Repositories: []usage.Repo{}}
+	}, stdout, stderr)
 }

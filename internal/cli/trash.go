@@ -74,24 +74,15 @@ func runTrash(ctx context.Context, prog string, args []string, stdout, stderr io
 	return finishTrash(execTrash(ctx, prog, cmd, stdout, stderr), cmd, usage, args, stdout, stderr)
 }
 
-// trashOutcome is how a trash command ends: its status, its JSON document, and
-// the error that stopped it.
-type trashOutcome struct {
-	code  int
-	doc   *trashDoc
-	err   error
-	stage string
-	usage bool
-}
+// trashOutcome is how a trash command ends.
+type trashOutcome = subOutcome
 
 // trashDoc is the --json output of the trash commands.
 type trashDoc struct {
-	Command   string `json:"command"`
-	Storage   string `json:"storage"`
-	DryRun    bool   `json:"dry_run"`
-	Completed bool   `json:"completed"`
-	Error     string `json:"error,omitempty"`
-	Stage     string `json:"stage,omitempty"`
+	Command string `json:"command"`
+	Storage string `json:"storage"`
+	DryRun  bool   `json:"dry_run"`
+	docEnd
 	// Runs is what trash list found (a pointer: an empty trash gives "runs": []).
 	Runs *[]trashRun `json:"runs,omitempty"`
 	// Purged names the runs trash purge deleted (would delete, dry run).
@@ -272,30 +263,11 @@ func validRun(run string) error {
 	return nil
 }
 
-// finishTrash prints the error (and, with --json, exactly one document) and
-// returns the exit status.
+// finishTrash ends a trash command: see finishSub.
 func finishTrash(out trashOutcome, cmd trashCmd, usage string, args []string, stdout, stderr io.Writer) int {
-	if out.err != nil {
-		fmt.Fprintln(stderr, "ERROR: "+strings.TrimSpace(out.err.Error()))
-		if out.usage {
-			fmt.Fprint(stderr, usage)
-		}
-	}
-	// --help prints what was asked for, and no document.
-	if (out.err != nil || out.doc != nil) && (cmd.o.json || (out.stage == "command line" && wantsJSON(args))) {
-		doc := out.doc
-		if doc == nil {
-			doc = &trashDoc{Command: cmd.name, Storage: storageName(cmd.o), DryRun: cmd.o.dryRun}
-		}
-		doc.Completed = out.err == nil && out.code == ExitOK
-		if out.err != nil {
-			doc.Error, doc.Stage = strings.TrimSpace(out.err.Error()), out.stage
-		}
-		if !writeDoc(doc, stdout, stderr) && out.err == nil {
-			return ExitError
-		}
-	}
-	return out.code
+	return finishSub(out, cmd.o.json, usage, args, func() subDoc {
+		return &trashDoc{Command: cmd.name, Storage: storageName(cmd.o), DryRun: cmd.o.dryRun}
+	}, stdout, stderr)
 }
 
 // execTrash opens the target and runs the command: restore and purge with the
