@@ -37,14 +37,7 @@ func TestParseDu(t *testing.T) {
 	}
 	for _, tt := range tests {
 		cmd, out, done := parseDu("clean-registry", tt.args, io.Discard)
-		if done != tt.done || out.code != tt.code {
-			t.Errorf("%q: done %v, code %d (%v); want %v, %d", tt.args, done, out.code, out.err, tt.done, tt.code)
-			continue
-		}
-		if tt.err != "" && (out.err == nil || !strings.Contains(out.err.Error(), tt.err)) {
-			t.Errorf("%q: error %v, want one saying %q", tt.args, out.err, tt.err)
-		}
-		if done {
+		if !parsedOn(t, tt.args, out, done, tt.done, tt.code, tt.err) {
 			continue
 		}
 		got := cmd

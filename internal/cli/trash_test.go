@@ -62,14 +62,7 @@ func TestParseTrash(t *testing.T) {
 	}
 	for _, tt := range tests {
 		cmd, out, done := parseTrash("clean-registry", tt.args, io.Discard)
-		if done != tt.done || out.code != tt.code {
-			t.Errorf("%q: done %v, code %d (%v); want %v, %d", tt.args, done, out.code, out.err, tt.done, tt.code)
-			continue
-		}
-		if tt.err != "" && (out.err == nil || !strings.Contains(out.err.Error(), tt.err)) {
-			t.Errorf("%q: error %v, want one saying %q", tt.args, out.err, tt.err)
-		}
-		if done {
+		if !parsedOn(t, tt.args, out, done, tt.done, tt.code, tt.err) {
 			continue
 		}
 		got := cmd
@@ -78,6 +71,21 @@ func TestParseTrash(t *testing.T) {
 			t.Errorf("%q: parsed %+v, want %+v", tt.args, got, tt.want)
 		}
 	}
+}
+
+// parsedOn checks how a subcommand's parse of args ended (done, status, an error
+// saying errText) against the wanted end, and reports whether it went on to a
+// command whose parsed fields the caller compares.
+func parsedOn(t *testing.T, args []string, out subOutcome, done, wantDone bool, code int, errText string) bool {
+	t.Helper()
+	if done != wantDone || out.code != code {
+		t.Errorf("%q: done %v, code %d (%v); want %v, %d", args, done, out.code, out.err, wantDone, code)
+		return false
+	}
+	if errText != "" && (out.err == nil || !strings.Contains(out.err.Error(), errText)) {
+		t.Errorf("%q: error %v, want one saying %q", args, out.err, errText)
+	}
+	return !done
 }
 
 // The seed's command line is untouched: "trash" and "restore" are subcommands
