@@ -226,6 +226,37 @@ func (inv *Inventory) Digest(id ID) layout.Digest {
 	return inv.named[int(id)-len(inv.Blobs)]
 }
 
+// Holds calls fn once for every manifest r holds whole: its revisions, what its tags
+// name (current and history), and the children of indexes among them, to any
+// depth. ok is false for a digest never read as a manifest (m is then empty).
+// This is what keeping a repository whole keeps, and what -x of it gives up.
+func (inv *Inventory) Holds(r *Repo, fn func(id ID, m Manifest, ok bool)) {
+	var queue []ID
+	for _, l := range r.Revisions {
+		queue = append(queue, l.ID)
+	}
+	for _, t := range r.Tags {
+		if t.HasCurrent {
+			queue = append(queue, t.Current)
+		}
+		for _, l := range t.Index {
+			queue = append(queue, l.ID)
+		}
+	}
+	seen := map[ID]struct{}{}
+	for len(queue) > 0 {
+		id := queue[len(queue)-1]
+		queue = queue[:len(queue)-1]
+		if _, ok := seen[id]; ok {
+			continue
+		}
+		seen[id] = struct{}{}
+		m, ok := inv.Manifest(id)
+		fn(id, m, ok)
+		queue = append(queue, m.Children...)
+	}
+}
+
 // Manifest returns what reading the manifest id gave; ok is false if it was never read.
 func (inv *Inventory) Manifest(id ID) (m Manifest, ok bool) {
 	inv.mu.Lock()

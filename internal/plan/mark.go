@@ -109,34 +109,12 @@ func (m *marker) blobsOf(marked idSet) idSet {
 // keepWhole keeps everything a repository links and everything that references:
 // for repositories outside the selection and those that cannot be understood.
 func (m *marker) keepWhole(r *inventory.Repo) {
-	var queue []inventory.ID
-	for _, l := range r.Revisions {
-		queue = append(queue, l.ID)
-	}
-	for _, t := range r.Tags {
-		if t.HasCurrent {
-			queue = append(queue, t.Current)
-		}
-		for _, l := range t.Index {
-			queue = append(queue, l.ID)
-		}
-	}
-	seen := idSet{}
-	for len(queue) > 0 {
-		id := queue[len(queue)-1]
-		queue = queue[:len(queue)-1]
-		if _, ok := seen[id]; ok {
-			continue
-		}
-		seen[id] = struct{}{}
+	m.inv.Holds(r, func(id inventory.ID, mf inventory.Manifest, _ bool) {
 		m.keepBlob.Add(id)
-		if mf, ok := m.inv.Manifest(id); ok {
-			for _, b := range mf.Blobs {
-				m.keepBlob.Add(b)
-			}
-			queue = append(queue, mf.Children...)
+		for _, b := range mf.Blobs {
+			m.keepBlob.Add(b)
 		}
-	}
+	})
 	for _, l := range r.Layers {
 		m.keepBlob.Add(l.ID)
 	}

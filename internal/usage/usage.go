@@ -200,49 +200,26 @@ func Compute(inv *inventory.Inventory) *Usage {
 	return u
 }
 
-// reach adds to seen every digest r's manifests reference: its revisions and what
-// its tags name (current and history, as a run that keeps the repository whole
-// does), index children to any depth, configs and layers. It returns why a
-// manifest among them cannot be understood, if one cannot (a missing one is no
-// reason: it references nothing and takes no space).
+// reach adds to seen every digest r's manifests reference: the manifests it holds
+// whole (inventory.Holds: as a run that keeps the repository whole does), their
+// configs and layers. It returns why a manifest among them cannot be understood,
+// if one cannot (a missing one is no reason: it references nothing and takes no
+// space).
 func reach(inv *inventory.Inventory, r *inventory.Repo, seen map[inventory.ID]struct{}) (unreadable string) {
-	var queue []inventory.ID
-	for _, l := range r.Revisions {
-		queue = append(queue, l.ID)
-	}
-	for _, t := range r.Tags {
-		if t.HasCurrent {
-			queue = append(queue, t.Current)
-		}
-		for _, l := range t.Index {
-			queue = append(queue, l.ID)
-		}
-	}
-	// Manifests are visited once each; seen alone would skip a manifest first met
-	// as another's layer.
-	visited := map[inventory.ID]struct{}{}
-	for len(queue) > 0 {
-		id := queue[len(queue)-1]
-		queue = queue[:len(queue)-1]
-		if _, ok := visited[id]; ok {
-			continue
-		}
-		visited[id] = struct{}{}
+	inv.Holds(r, func(id inventory.ID, m inventory.Manifest, ok bool) {
 		seen[id] = struct{}{}
-		m, ok := inv.Manifest(id)
 		if !ok {
-			continue
+			return
 		}
 		if m.Err != nil {
 			if unreadable == "" && !storage.IsNotExist(m.Err) {
 				unreadable = "manifest " + inv.Digest(id).String() + " cannot be understood"
 			}
-			continue
+			return
 		}
 		for _, b := range m.Blobs {
 			seen[b] = struct{}{}
 		}
-		queue = append(queue, m.Children...)
-	}
+	})
 	return unreadable
 }
