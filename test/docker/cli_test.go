@@ -5,11 +5,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -21,30 +18,14 @@ import (
 	"github.com/clean-registry/clean-registry/test/harness"
 )
 
-var (
-	cliOnce sync.Once
-	cliPath string
-	cliErr  error
-)
-
-// cliBinary builds clean-registry statically (so that the same binary serves the
+// cliBin is clean-registry built statically (so that the same binary serves the
 // container image), once per test binary.
+var cliBin lazyBinary
+
 func cliBinary(t *testing.T) string {
-	t.Helper()
-	engine(t)
-	cliOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "crtest-cli-")
-		if err != nil {
-			cliErr = err
-			return
-		}
-		cliPath = filepath.Join(dir, "clean-registry")
-		cliErr = buildStatic("../../cmd/clean-registry", cliPath)
+	return cliBin.get(t, "the clean-registry binary", func(out string) error {
+		return buildStatic("../../cmd/clean-registry", out)
 	})
-	if cliErr != nil {
-		t.Fatalf("the clean-registry binary: %v", cliErr)
-	}
-	return cliPath
 }
 
 // containerActions lists the engine's events for a container between two times.

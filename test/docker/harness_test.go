@@ -71,12 +71,8 @@ var (
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if cliPath != "" {
-		os.RemoveAll(filepath.Dir(cliPath))
-	}
-	if imageBin != "" {
-		os.RemoveAll(filepath.Dir(imageBin))
-	}
+	cliBin.remove()
+	imageBin.remove()
 	if engineAPI != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		for _, img := range createdImages {
@@ -158,13 +154,47 @@ func registryImage(t *testing.T) string {
 
 // buildStatic builds a package of this module into a static binary, one that runs
 // in a FROM-scratch image.
-func buildStatic(pkg, out string) error {
-	cmd := exec.Command("go", "build", "-o", out, pkg)
+func buildStatic(pkg, out string, flags ...string) error {
+	cmd := exec.Command("go", append(append([]string{"build"}, flags...), "-o", out, pkg)...)
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if msg, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("building %s: %v\n%s", pkg, err, msg)
 	}
 	return nil
+}
+
+// lazyBinary is a binary built once per test binary into a temporary directory,
+// which TestMain removes.
+type lazyBinary struct {
+	once sync.Once
+	path string
+	err  error
+}
+
+// get returns the binary, building it with build (which writes it at out) the
+// first time; what names it when that fails.
+func (l *lazyBinary) get(t *testing.T, what string, build func(out string) error) string {
+	t.Helper()
+	engine(t)
+	l.once.Do(func() {
+		dir, err := os.MkdirTemp("", "crtest-bin-")
+		if err != nil {
+			l.err = err
+			return
+		}
+		l.path = filepath.Join(dir, "clean-registry")
+		l.err = build(l.path)
+	})
+	if l.err != nil {
+		t.Fatalf("%s: %v", what, l.err)
+	}
+	return l.path
+}
+
+func (l *lazyBinary) remove() {
+	if l.path != "" {
+		os.RemoveAll(filepath.Dir(l.path))
+	}
 }
 
 type fileEntry struct {

@@ -7,10 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -21,9 +18,7 @@ import (
 )
 
 var (
-	imageBinOnce sync.Once
-	imageBin     string
-	imageBinErr  error
+	imageBin lazyBinary
 
 	// imageVersion is the version the image's binary is built with, as the
 	// Dockerfile's build command sets it.
@@ -35,27 +30,10 @@ var (
 // imageBinary builds clean-registry the way the Dockerfile says, static, trimmed and
 // stripped, its version set with -X, into a temporary directory.
 func imageBinary(t *testing.T) string {
-	t.Helper()
-	engine(t)
-	imageBinOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "crtest-image-")
-		if err != nil {
-			imageBinErr = err
-			return
-		}
-		imageBin = filepath.Join(dir, "clean-registry")
-		cmd := exec.Command("go", "build", "-trimpath",
-			"-ldflags", "-s -w -X github.com/clean-registry/clean-registry/internal/cli.Version="+imageVersion,
-			"-o", imageBin, "../../cmd/clean-registry")
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-		if msg, err := cmd.CombinedOutput(); err != nil {
-			imageBinErr = fmt.Errorf("building the image's binary: %v\n%s", err, msg)
-		}
+	return imageBin.get(t, "the clean-registry binary for the image", func(out string) error {
+		return buildStatic("../../cmd/clean-registry", out, "-trimpath",
+			"-ldflags", "-s -w -X github.com/clean-registry/clean-registry/internal/cli.Version="+imageVersion)
 	})
-	if imageBinErr != nil {
-		t.Fatalf("the clean-registry binary for the image: %v", imageBinErr)
-	}
-	return imageBin
 }
 
 // cliImage builds the project's Dockerfile the documented way (Dockerfile,
