@@ -2,7 +2,7 @@
 # No base image is pulled (there is none to pull: FROM scratch), so this builds
 # anywhere, offline included. From the repository's root:
 #
-#   CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X github.com/clean-registry/clean-registry/internal/cli.Version=$(git describe --tags --always --dirty)" -o build/clean-registry ./cmd/clean-registry && cp /etc/ssl/certs/ca-certificates.crt build/
+#   CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X github.com/clean-registry/clean-registry/v2/internal/cli.Version=$(git describe --tags --always --dirty)" -o build/clean-registry ./cmd/clean-registry && cp /etc/ssl/certs/ca-certificates.crt build/
 #   docker build -t clean-registry .
 #
 # .dockerignore sends only build/clean-registry and build/ca-certificates.crt (the

@@ -1,4 +1,4 @@
-module github.com/clean-registry/clean-registry
+module github.com/clean-registry/clean-registry/v2
 
 go 1.26.0
 
@@ -24,6 +24,7 @@ require (
 	github.com/spf13/pflag v1.0.10
 	go.yaml.in/yaml/v2 v2.4.4
 	go.yaml.in/yaml/v3 v3.0.5
+	golang.org/x/mod v0.41.0
 	golang.org/x/sync v0.23.0
 	golang.org/x/term v0.48.0
 )

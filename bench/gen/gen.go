@@ -18,7 +18,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/clean-registry/clean-registry/internal/layout"
+	"github.com/clean-registry/clean-registry/v2/internal/layout"
 )
 
 // Media types written into the tree.

@@ -6,7 +6,7 @@ import (
 	"os"
 	"runtime/pprof"
 
-	"github.com/clean-registry/clean-registry/internal/cli"
+	"github.com/clean-registry/clean-registry/v2/internal/cli"
 )
 
 func main() {

@@ -9,8 +9,8 @@ package blobcache
 import (
 	"sort"
 
-	"github.com/clean-registry/clean-registry/internal/plan"
-	"github.com/clean-registry/clean-registry/internal/report"
+	"github.com/clean-registry/clean-registry/v2/internal/plan"
+	"github.com/clean-registry/clean-registry/v2/internal/report"
 )
 
 // Outcome is what a run deleted that a running registry may still hold in its blob

@@ -12,9 +12,9 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/clean-registry/clean-registry/internal/layout"
-	"github.com/clean-registry/clean-registry/internal/manifest"
-	"github.com/clean-registry/clean-registry/internal/storage/fs"
+	"github.com/clean-registry/clean-registry/v2/internal/layout"
+	"github.com/clean-registry/clean-registry/v2/internal/manifest"
+	"github.com/clean-registry/clean-registry/v2/internal/storage/fs"
 )
 
 // reg writes a registry's storage as the registry would.

@@ -4,10 +4,10 @@ import (
 	"context"
 	"testing"
 
-	"github.com/clean-registry/clean-registry/bench/gen"
-	"github.com/clean-registry/clean-registry/internal/inventory"
-	"github.com/clean-registry/clean-registry/internal/plan"
-	"github.com/clean-registry/clean-registry/internal/storage/fs"
+	"github.com/clean-registry/clean-registry/v2/bench/gen"
+	"github.com/clean-registry/clean-registry/v2/internal/inventory"
+	"github.com/clean-registry/clean-registry/v2/internal/plan"
+	"github.com/clean-registry/clean-registry/v2/internal/storage/fs"
 )
 
 // The hot paths on a generated tree (the benchmark's "small" preset): go test

@@ -10,15 +10,15 @@ import (
 	"iter"
 	"time"
 
-	"github.com/clean-registry/clean-registry/internal/execute"
-	"github.com/clean-registry/clean-registry/internal/inventory"
-	"github.com/clean-registry/clean-registry/internal/layout"
-	"github.com/clean-registry/clean-registry/internal/online"
-	"github.com/clean-registry/clean-registry/internal/plan"
-	"github.com/clean-registry/clean-registry/internal/policy"
-	"github.com/clean-registry/clean-registry/internal/progress"
-	"github.com/clean-registry/clean-registry/internal/report"
-	"github.com/clean-registry/clean-registry/internal/storage"
+	"github.com/clean-registry/clean-registry/v2/internal/execute"
+	"github.com/clean-registry/clean-registry/v2/internal/inventory"
+	"github.com/clean-registry/clean-registry/v2/internal/layout"
+	"github.com/clean-registry/clean-registry/v2/internal/online"
+	"github.com/clean-registry/clean-registry/v2/internal/plan"
+	"github.com/clean-registry/clean-registry/v2/internal/policy"
+	"github.com/clean-registry/clean-registry/v2/internal/progress"
+	"github.com/clean-registry/clean-registry/v2/internal/report"
+	"github.com/clean-registry/clean-registry/v2/internal/storage"
 )
 
 // Selector names a repository, or one tag of it, from the command line.

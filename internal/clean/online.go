@@ -6,9 +6,9 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/clean-registry/clean-registry/internal/online"
-	"github.com/clean-registry/clean-registry/internal/report"
-	"github.com/clean-registry/clean-registry/internal/storage"
+	"github.com/clean-registry/clean-registry/v2/internal/online"
+	"github.com/clean-registry/clean-registry/v2/internal/report"
+	"github.com/clean-registry/clean-registry/v2/internal/storage"
 )
 
 // finishOnline runs an online run's part after its moves: the cache hook, the

@@ -15,19 +15,24 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/clean-registry/clean-registry/internal/blobcache"
-	"github.com/clean-registry/clean-registry/internal/clean"
-	"github.com/clean-registry/clean-registry/internal/layout"
-	"github.com/clean-registry/clean-registry/internal/policy"
-	"github.com/clean-registry/clean-registry/internal/regconfig"
-	"github.com/clean-registry/clean-registry/internal/report"
-	"github.com/clean-registry/clean-registry/internal/storage"
-	"github.com/clean-registry/clean-registry/internal/storage/fs"
+	"github.com/clean-registry/clean-registry/v2/internal/blobcache"
+	"github.com/clean-registry/clean-registry/v2/internal/clean"
+	"github.com/clean-registry/clean-registry/v2/internal/layout"
+	"github.com/clean-registry/clean-registry/v2/internal/policy"
+	"github.com/clean-registry/clean-registry/v2/internal/regconfig"
+	"github.com/clean-registry/clean-registry/v2/internal/report"
+	"github.com/clean-registry/clean-registry/v2/internal/storage"
+	"github.com/clean-registry/clean-registry/v2/internal/storage/fs"
 	"github.com/spf13/pflag"
 )
 
-// Version is set at build time with -ldflags "-X .../internal/cli.Version=...".
-var Version = "2.0.0-dev"
+// Version is set at build time with -ldflags "-X .../internal/cli.Version=...";
+// left as it is, a binary that "go install ...@vX.Y.Z" built says X.Y.Z instead
+// (see version).
+var Version = devVersion
+
+// devVersion is Version when the build does not set it.
+const devVersion = "2.0.0-dev"
 
 // Exit statuses.
 const (
@@ -229,7 +234,7 @@ func parseAndRun(ctx context.Context, prog, usage string, args []string, o *opti
 		fmt.Fprint(stdout, usage)
 		return outcome{code: ExitOK}
 	case o.version:
-		fmt.Fprintf(stdout, "%s %s\n", prog, Version)
+		fmt.Fprintf(stdout, "%s %s\n", prog, version())
 		return outcome{code: ExitOK}
 	}
 	for _, name := range []string{"root", "config", "policy"} {

@@ -10,7 +10,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/clean-registry/clean-registry/internal/layout"
+	"github.com/clean-registry/clean-registry/v2/internal/layout"
 )
 
 // sample writes a registry root with repository "app": tag v1 on one image, and an

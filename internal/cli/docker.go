@@ -5,9 +5,9 @@ import (
 	"fmt"
 	"io"
 
-	"github.com/clean-registry/clean-registry/internal/clean"
-	"github.com/clean-registry/clean-registry/internal/runtime/docker"
-	"github.com/clean-registry/clean-registry/internal/storage"
+	"github.com/clean-registry/clean-registry/v2/internal/clean"
+	"github.com/clean-registry/clean-registry/v2/internal/runtime/docker"
+	"github.com/clean-registry/clean-registry/v2/internal/storage"
 )
 
 // runDocker cleans the registry behind a container, service or volume (-v): it

@@ -12,12 +12,12 @@ import (
 
 	"github.com/spf13/pflag"
 
-	"github.com/clean-registry/clean-registry/internal/inventory"
-	"github.com/clean-registry/clean-registry/internal/layout"
-	"github.com/clean-registry/clean-registry/internal/report"
-	"github.com/clean-registry/clean-registry/internal/runtime/docker"
-	"github.com/clean-registry/clean-registry/internal/storage"
-	"github.com/clean-registry/clean-registry/internal/usage"
+	"github.com/clean-registry/clean-registry/v2/internal/inventory"
+	"github.com/clean-registry/clean-registry/v2/internal/layout"
+	"github.com/clean-registry/clean-registry/v2/internal/report"
+	"github.com/clean-registry/clean-registry/v2/internal/runtime/docker"
+	"github.com/clean-registry/clean-registry/v2/internal/storage"
+	"github.com/clean-registry/clean-registry/v2/internal/usage"
 )
 
 const duUsageHead = `Usage: %[1]s du [OPTIONS] SERVICE|CONTAINER|VOLUME [REPOSITORY]...

@@ -8,8 +8,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/clean-registry/clean-registry/internal/lock"
-	"github.com/clean-registry/clean-registry/internal/storage"
+	"github.com/clean-registry/clean-registry/v2/internal/lock"
+	"github.com/clean-registry/clean-registry/v2/internal/storage"
 )
 
 // takeLock takes the storage's lock for a real run, waiting up to --wait for a run

@@ -8,8 +8,8 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/clean-registry/clean-registry/internal/metrics"
-	"github.com/clean-registry/clean-registry/internal/report"
+	"github.com/clean-registry/clean-registry/v2/internal/metrics"
+	"github.com/clean-registry/clean-registry/v2/internal/report"
 )
 
 // checkMetricsFlags refuses, before the run, a --metrics-file whose directory does
@@ -52,7 +52,7 @@ func (o options) exportMetrics(ctx context.Context, out outcome, start time.Time
 	// Success is the run's own: it did what was asked. Problems found in the storage
 	// do not make it fail; clean_registry_problems counts them.
 	success := out.err == nil && out.code == ExitOK && len(rep.Failures) == 0
-	reg := metrics.New(rep, metrics.Run{Start: start, End: time.Now(), Success: success, ExitStatus: code, Version: Version})
+	reg := metrics.New(rep, metrics.Run{Start: start, End: time.Now(), Success: success, ExitStatus: code, Version: version()})
 	if o.metricsFile != "" {
 		if err := metrics.WriteFile(o.metricsFile, reg); err != nil {
 			fmt.Fprintf(stderr, "WARNING: writing the metrics to %s: %v\n", o.metricsFile, err)

@@ -11,9 +11,9 @@ import (
 	"github.com/schollz/progressbar/v3"
 	"golang.org/x/term"
 
-	"github.com/clean-registry/clean-registry/internal/clean"
-	"github.com/clean-registry/clean-registry/internal/progress"
-	"github.com/clean-registry/clean-registry/internal/report"
+	"github.com/clean-registry/clean-registry/v2/internal/clean"
+	"github.com/clean-registry/clean-registry/v2/internal/progress"
+	"github.com/clean-registry/clean-registry/v2/internal/report"
 )
 
 // The --progress modes.

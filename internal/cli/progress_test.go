@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/clean-registry/clean-registry/internal/progress"
+	"github.com/clean-registry/clean-registry/v2/internal/progress"
 )
 
 func TestProgressOnOrOff(t *testing.T) {

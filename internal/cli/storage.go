@@ -5,11 +5,11 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/clean-registry/clean-registry/internal/storage"
-	"github.com/clean-registry/clean-registry/internal/storage/azure"
-	"github.com/clean-registry/clean-registry/internal/storage/fs"
-	"github.com/clean-registry/clean-registry/internal/storage/gcs"
-	"github.com/clean-registry/clean-registry/internal/storage/s3"
+	"github.com/clean-registry/clean-registry/v2/internal/storage"
+	"github.com/clean-registry/clean-registry/v2/internal/storage/azure"
+	"github.com/clean-registry/clean-registry/v2/internal/storage/fs"
+	"github.com/clean-registry/clean-registry/v2/internal/storage/gcs"
+	"github.com/clean-registry/clean-registry/v2/internal/storage/s3"
 )
 
 // openBackend opens the storage a registry's configuration names: driver and its

@@ -13,13 +13,13 @@ import (
 	"github.com/spf13/pflag"
 	"golang.org/x/sync/errgroup"
 
-	"github.com/clean-registry/clean-registry/internal/layout"
-	"github.com/clean-registry/clean-registry/internal/manifest"
-	"github.com/clean-registry/clean-registry/internal/online"
-	"github.com/clean-registry/clean-registry/internal/policy"
-	"github.com/clean-registry/clean-registry/internal/report"
-	"github.com/clean-registry/clean-registry/internal/runtime/docker"
-	"github.com/clean-registry/clean-registry/internal/storage"
+	"github.com/clean-registry/clean-registry/v2/internal/layout"
+	"github.com/clean-registry/clean-registry/v2/internal/manifest"
+	"github.com/clean-registry/clean-registry/v2/internal/online"
+	"github.com/clean-registry/clean-registry/v2/internal/policy"
+	"github.com/clean-registry/clean-registry/v2/internal/report"
+	"github.com/clean-registry/clean-registry/v2/internal/runtime/docker"
+	"github.com/clean-registry/clean-registry/v2/internal/storage"
 )
 
 const trashUsageHead = `Usage: %[1]s trash list [OPTIONS] TARGET

@@ -10,8 +10,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/clean-registry/clean-registry/internal/layout"
-	"github.com/clean-registry/clean-registry/internal/online"
+	"github.com/clean-registry/clean-registry/v2/internal/layout"
+	"github.com/clean-registry/clean-registry/v2/internal/online"
 )
 
 func TestParseTrash(t *testing.T) {

@@ -5,8 +5,11 @@ import (
 	"io"
 	"runtime"
 	"runtime/debug"
+	"strings"
 
 	"github.com/spf13/pflag"
+	"golang.org/x/mod/module"
+	"golang.org/x/mod/semver"
 )
 
 const versionUsageHead = `Usage: %[1]s version [--json]
@@ -73,14 +76,39 @@ func runVersion(prog string, args []string, stdout, stderr io.Writer) int {
 			return ExitError
 		}
 	default:
-		fmt.Fprintf(stdout, "%s %s\n", prog, Version)
+		fmt.Fprintf(stdout, "%s %s\n", prog, version())
 	}
 	return ExitOK
 }
 
+// version is the version the binary says: Version when the build set it, else the
+// module version the Go tool recorded for "go install ...@vX.Y.Z" (X.Y.Z), else
+// devVersion (a local build, go test).
+func version() string {
+	if Version != devVersion {
+		return Version
+	}
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		if v, ok := releaseVersion(bi.Main.Version); ok {
+			return v
+		}
+	}
+	return Version
+}
+
+// releaseVersion turns a module version into the tool's: v2.1.0 -> 2.1.0. Local
+// builds ("(devel)", "") and pseudo-versions (v2.0.1-0.20261202031500-abcdef123456,
+// possibly +dirty) are not releases.
+func releaseVersion(mod string) (string, bool) {
+	if !semver.IsValid(mod) || module.IsPseudoVersion(mod) || strings.Contains(mod, "+") {
+		return "", false
+	}
+	return strings.TrimPrefix(mod, "v"), true
+}
+
 // versionInfo is the version and what the binary's build information holds.
 func versionInfo(prog string) versionDoc {
-	doc := versionDoc{Program: prog, Version: Version, Go: runtime.Version(),
+	doc := versionDoc{Program: prog, Version: version(), Go: runtime.Version(),
 		Platform: runtime.GOOS + "/" + runtime.GOARCH}
 	bi, ok := debug.ReadBuildInfo()
 	if !ok {

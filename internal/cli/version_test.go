@@ -46,3 +46,26 @@ func TestVersionSubcommand(t *testing.T) {
 		t.Errorf("clean --root DIR version: exit %d, %q; want the cleaning's error for a root that is no registry", code, errs)
 	}
 }
+
+// A binary that "go install ...@vX.Y.Z" built says X.Y.Z; local builds and
+// pseudo-versions say the default.
+func TestReleaseVersion(t *testing.T) {
+	for _, tc := range []struct {
+		mod, want string
+		ok        bool
+	}{
+		{"v2.1.0", "2.1.0", true},
+		{"v2.0.0-rc.1", "2.0.0-rc.1", true},
+		{"(devel)", "", false},
+		{"", "", false},
+		{"v2.0.1-0.20261202031500-abcdef123456", "", false},
+		{"v2.0.0-20261202031500-abcdef123456", "", false},
+		{"v2.1.0+dirty", "", false},
+		{"2.1.0", "", false},
+	} {
+		got, ok := releaseVersion(tc.mod)
+		if got != tc.want || ok != tc.ok {
+			t.Errorf("releaseVersion(%q) = %q, %v; want %q, %v", tc.mod, got, ok, tc.want, tc.ok)
+		}
+	}
+}

@@ -12,9 +12,9 @@ import (
 	"sync"
 	"sync/atomic"
 
-	"github.com/clean-registry/clean-registry/internal/plan"
-	"github.com/clean-registry/clean-registry/internal/progress"
-	"github.com/clean-registry/clean-registry/internal/storage"
+	"github.com/clean-registry/clean-registry/v2/internal/plan"
+	"github.com/clean-registry/clean-registry/v2/internal/progress"
+	"github.com/clean-registry/clean-registry/v2/internal/storage"
 	"golang.org/x/sync/errgroup"
 )
 

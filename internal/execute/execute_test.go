@@ -9,11 +9,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/clean-registry/clean-registry/internal/inventory"
-	"github.com/clean-registry/clean-registry/internal/layout"
-	"github.com/clean-registry/clean-registry/internal/plan"
-	"github.com/clean-registry/clean-registry/internal/progress"
-	"github.com/clean-registry/clean-registry/internal/storage"
+	"github.com/clean-registry/clean-registry/v2/internal/inventory"
+	"github.com/clean-registry/clean-registry/v2/internal/layout"
+	"github.com/clean-registry/clean-registry/v2/internal/plan"
+	"github.com/clean-registry/clean-registry/v2/internal/progress"
+	"github.com/clean-registry/clean-registry/v2/internal/storage"
 )
 
 // recorder is a backend that records deletions and fails from the n-th unit on.

@@ -8,7 +8,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/clean-registry/clean-registry/internal/layout"
+	"github.com/clean-registry/clean-registry/v2/internal/layout"
 )
 
 // Builder collects an inventory from many goroutines at once, then Build freezes it

@@ -4,8 +4,8 @@ import (
 	"errors"
 	"testing"
 
-	"github.com/clean-registry/clean-registry/internal/layout"
-	"github.com/clean-registry/clean-registry/internal/manifest"
+	"github.com/clean-registry/clean-registry/v2/internal/layout"
+	"github.com/clean-registry/clean-registry/v2/internal/manifest"
 )
 
 func digestOf(b ...byte) layout.Digest {

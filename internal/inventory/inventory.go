@@ -16,8 +16,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/clean-registry/clean-registry/internal/layout"
-	"github.com/clean-registry/clean-registry/internal/manifest"
+	"github.com/clean-registry/clean-registry/v2/internal/layout"
+	"github.com/clean-registry/clean-registry/v2/internal/manifest"
 )
 
 // Time is a modification time in Unix nanoseconds; 0 means "not known yet" (a

@@ -36,8 +36,8 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/clean-registry/clean-registry/internal/layout"
-	"github.com/clean-registry/clean-registry/internal/storage"
+	"github.com/clean-registry/clean-registry/v2/internal/layout"
+	"github.com/clean-registry/clean-registry/v2/internal/storage"
 )
 
 // Defaults of Options.

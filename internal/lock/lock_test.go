@@ -16,10 +16,10 @@ import (
 	"github.com/distribution/distribution/v3/registry/storage/driver/factory"
 	_ "github.com/distribution/distribution/v3/registry/storage/driver/filesystem"
 
-	"github.com/clean-registry/clean-registry/internal/layout"
-	"github.com/clean-registry/clean-registry/internal/storage"
-	"github.com/clean-registry/clean-registry/internal/storage/fs"
-	"github.com/clean-registry/clean-registry/internal/storage/regdriver"
+	"github.com/clean-registry/clean-registry/v2/internal/layout"
+	"github.com/clean-registry/clean-registry/v2/internal/storage"
+	"github.com/clean-registry/clean-registry/v2/internal/storage/fs"
+	"github.com/clean-registry/clean-registry/v2/internal/storage/regdriver"
 )
 
 func init() {

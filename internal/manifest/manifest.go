@@ -10,7 +10,7 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/clean-registry/clean-registry/internal/layout"
+	"github.com/clean-registry/clean-registry/v2/internal/layout"
 	godigest "github.com/opencontainers/go-digest"
 	v1 "github.com/opencontainers/image-spec/specs-go/v1"
 )

@@ -17,9 +17,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus/push"
 	"github.com/prometheus/common/expfmt"
 
-	"github.com/clean-registry/clean-registry/internal/inventory"
-	"github.com/clean-registry/clean-registry/internal/plan"
-	"github.com/clean-registry/clean-registry/internal/report"
+	"github.com/clean-registry/clean-registry/v2/internal/inventory"
+	"github.com/clean-registry/clean-registry/v2/internal/plan"
+	"github.com/clean-registry/clean-registry/v2/internal/report"
 )
 
 // Job is the Pushgateway job the metrics are pushed under.

@@ -7,9 +7,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/clean-registry/clean-registry/internal/layout"
-	"github.com/clean-registry/clean-registry/internal/manifest"
-	"github.com/clean-registry/clean-registry/internal/storage"
+	"github.com/clean-registry/clean-registry/v2/internal/layout"
+	"github.com/clean-registry/clean-registry/v2/internal/manifest"
+	"github.com/clean-registry/clean-registry/v2/internal/storage"
 )
 
 func dg(n byte) layout.Digest { return layout.Digest{n} }

@@ -4,8 +4,8 @@
 package plan
 
 import (
-	"github.com/clean-registry/clean-registry/internal/layout"
-	"github.com/clean-registry/clean-registry/internal/storage"
+	"github.com/clean-registry/clean-registry/v2/internal/layout"
+	"github.com/clean-registry/clean-registry/v2/internal/storage"
 )
 
 // Kind is what a deletion removes. The order of the constants is the order of the

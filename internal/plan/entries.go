@@ -6,7 +6,7 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/clean-registry/clean-registry/internal/inventory"
+	"github.com/clean-registry/clean-registry/v2/internal/inventory"
 )
 
 // entry is the compact record of one deletion: names and digests by index.

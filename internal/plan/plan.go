@@ -6,10 +6,10 @@ import (
 	"sort"
 	"time"
 
-	"github.com/clean-registry/clean-registry/internal/inventory"
-	"github.com/clean-registry/clean-registry/internal/layout"
-	"github.com/clean-registry/clean-registry/internal/policy"
-	"github.com/clean-registry/clean-registry/internal/storage"
+	"github.com/clean-registry/clean-registry/v2/internal/inventory"
+	"github.com/clean-registry/clean-registry/v2/internal/layout"
+	"github.com/clean-registry/clean-registry/v2/internal/policy"
+	"github.com/clean-registry/clean-registry/v2/internal/storage"
 )
 
 // Selector names a repository, or one tag of it.

@@ -6,8 +6,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/clean-registry/clean-registry/internal/inventory"
-	"github.com/clean-registry/clean-registry/internal/policy"
+	"github.com/clean-registry/clean-registry/v2/internal/inventory"
+	"github.com/clean-registry/clean-registry/v2/internal/policy"
 )
 
 // tagAt tags current in repo, pushed age ago (a negative age: time unknown).

@@ -6,7 +6,7 @@ import (
 	"sync/atomic"
 	"testing"
 
-	"github.com/clean-registry/clean-registry/internal/parallel"
+	"github.com/clean-registry/clean-registry/v2/internal/parallel"
 )
 
 // A parallel walk that counts per directory while a reader polls: the counts add up,

@@ -16,7 +16,7 @@ import (
 
 	"github.com/distribution/distribution/v3/configuration"
 
-	"github.com/clean-registry/clean-registry/internal/blobcache"
+	"github.com/clean-registry/clean-registry/v2/internal/blobcache"
 )
 
 // DefaultRootDirectory is the filesystem driver's default rootdirectory.

@@ -13,7 +13,7 @@ import (
 
 	"github.com/distribution/distribution/v3/configuration"
 
-	"github.com/clean-registry/clean-registry/internal/blobcache"
+	"github.com/clean-registry/clean-registry/v2/internal/blobcache"
 )
 
 // The configuration of the official registry image, and a fuller one.

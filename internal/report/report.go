@@ -12,9 +12,9 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/clean-registry/clean-registry/internal/execute"
-	"github.com/clean-registry/clean-registry/internal/inventory"
-	"github.com/clean-registry/clean-registry/internal/plan"
+	"github.com/clean-registry/clean-registry/v2/internal/execute"
+	"github.com/clean-registry/clean-registry/v2/internal/inventory"
+	"github.com/clean-registry/clean-registry/v2/internal/plan"
 )
 
 // Count is a number of deletions and the bytes they free.

@@ -8,10 +8,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/clean-registry/clean-registry/internal/execute"
-	"github.com/clean-registry/clean-registry/internal/inventory"
-	"github.com/clean-registry/clean-registry/internal/layout"
-	"github.com/clean-registry/clean-registry/internal/plan"
+	"github.com/clean-registry/clean-registry/v2/internal/execute"
+	"github.com/clean-registry/clean-registry/v2/internal/inventory"
+	"github.com/clean-registry/clean-registry/v2/internal/layout"
+	"github.com/clean-registry/clean-registry/v2/internal/plan"
 )
 
 // smallPlan plans two unreferenced blobs, the layer link of one and the repository

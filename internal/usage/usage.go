@@ -10,8 +10,8 @@ import (
 	"slices"
 	"sort"
 
-	"github.com/clean-registry/clean-registry/internal/inventory"
-	"github.com/clean-registry/clean-registry/internal/storage"
+	"github.com/clean-registry/clean-registry/v2/internal/inventory"
+	"github.com/clean-registry/clean-registry/v2/internal/storage"
 )
 
 // Repo is one repository's figures.

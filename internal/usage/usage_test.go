@@ -9,10 +9,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/clean-registry/clean-registry/internal/inventory"
-	"github.com/clean-registry/clean-registry/internal/layout"
-	"github.com/clean-registry/clean-registry/internal/manifest"
-	"github.com/clean-registry/clean-registry/internal/plan"
+	"github.com/clean-registry/clean-registry/v2/internal/inventory"
+	"github.com/clean-registry/clean-registry/v2/internal/layout"
+	"github.com/clean-registry/clean-registry/v2/internal/manifest"
+	"github.com/clean-registry/clean-registry/v2/internal/plan"
 )
 
 // dg is a digest named by a small number.

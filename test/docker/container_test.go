@@ -11,8 +11,8 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
-	"github.com/clean-registry/clean-registry/internal/runtime/docker"
-	"github.com/clean-registry/clean-registry/test/harness"
+	"github.com/clean-registry/clean-registry/v2/internal/runtime/docker"
+	"github.com/clean-registry/clean-registry/v2/test/harness"
 )
 
 // newSeed is a fresh seed for harness images: every fill of a registry (several may

@@ -10,7 +10,7 @@ import (
 
 	"github.com/docker/docker/api/types/mount"
 
-	"github.com/clean-registry/clean-registry/test/harness"
+	"github.com/clean-registry/clean-registry/v2/test/harness"
 )
 
 var probeImages lazyImage

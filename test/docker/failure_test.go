@@ -8,7 +8,7 @@ import (
 	"syscall"
 	"testing"
 
-	"github.com/clean-registry/clean-registry/internal/runtime/docker"
+	"github.com/clean-registry/clean-registry/v2/internal/runtime/docker"
 )
 
 // TestFailurePaths: an error, SIGTERM (twice: the second during restoration) and a

@@ -14,7 +14,7 @@ import (
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/mount"
 
-	"github.com/clean-registry/clean-registry/test/harness"
+	"github.com/clean-registry/clean-registry/v2/test/harness"
 )
 
 var (
@@ -32,7 +32,7 @@ var (
 func imageBinary(t *testing.T) string {
 	return imageBin.get(t, "the clean-registry binary for the image", func(out string) error {
 		return buildStatic("../../cmd/clean-registry", out, "-trimpath",
-			"-ldflags", "-s -w -X github.com/clean-registry/clean-registry/internal/cli.Version="+imageVersion)
+			"-ldflags", "-s -w -X github.com/clean-registry/clean-registry/v2/internal/cli.Version="+imageVersion)
 	})
 }
 

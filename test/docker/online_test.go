@@ -21,8 +21,8 @@ import (
 	"github.com/docker/docker/api/types/swarm"
 	"github.com/docker/go-connections/nat"
 
-	"github.com/clean-registry/clean-registry/internal/layout"
-	"github.com/clean-registry/clean-registry/test/harness"
+	"github.com/clean-registry/clean-registry/v2/internal/layout"
+	"github.com/clean-registry/clean-registry/v2/test/harness"
 )
 
 // onlineReport is the part of the JSON report the online tests read.

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/clean-registry/clean-registry/test/harness"
+	"github.com/clean-registry/clean-registry/v2/test/harness"
 )
 
 // Retention through a Docker target: the registry is quiesced as for any run, the

@@ -12,8 +12,8 @@ import (
 	"github.com/docker/docker/api/types/mount"
 	"github.com/docker/docker/api/types/swarm"
 
-	"github.com/clean-registry/clean-registry/internal/runtime/docker"
-	"github.com/clean-registry/clean-registry/test/harness"
+	"github.com/clean-registry/clean-registry/v2/internal/runtime/docker"
+	"github.com/clean-registry/clean-registry/v2/test/harness"
 )
 
 // swarmMode makes this engine a single-node swarm for the test when it is not one,

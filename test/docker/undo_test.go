@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/clean-registry/clean-registry/test/harness"
+	"github.com/clean-registry/clean-registry/v2/test/harness"
 )
 
 // trashRunOf runs `trash list --json` on a Docker target and returns its one run.

@@ -10,8 +10,8 @@ import (
 
 	"github.com/docker/docker/api/types/mount"
 
-	"github.com/clean-registry/clean-registry/internal/runtime/docker"
-	"github.com/clean-registry/clean-registry/test/harness"
+	"github.com/clean-registry/clean-registry/v2/internal/runtime/docker"
+	"github.com/clean-registry/clean-registry/v2/test/harness"
 )
 
 // TestNamedVolume: two registries serve one named volume (each at its own path, the

@@ -9,7 +9,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/clean-registry/clean-registry/test/harness"
+	"github.com/clean-registry/clean-registry/v2/test/harness"
 )
 
 // checkDoc is the part of check's --json document the tests read.

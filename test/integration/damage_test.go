@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/clean-registry/clean-registry/test/harness"
+	"github.com/clean-registry/clean-registry/v2/test/harness"
 )
 
 // TestStorageDamage writes what old or crashed registries leave behind and checks

@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/clean-registry/clean-registry/test/harness"
+	"github.com/clean-registry/clean-registry/v2/test/harness"
 )
 
 // duDoc is the part of du's --json document the tests read.

@@ -9,7 +9,7 @@ import (
 	"syscall"
 	"testing"
 
-	"github.com/clean-registry/clean-registry/test/harness"
+	"github.com/clean-registry/clean-registry/v2/test/harness"
 )
 
 // A repository directory whose name is not UTF-8 hides what it links: the run must

@@ -13,10 +13,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/clean-registry/clean-registry/internal/layout"
-	"github.com/clean-registry/clean-registry/internal/lock"
-	"github.com/clean-registry/clean-registry/internal/storage/fs"
-	"github.com/clean-registry/clean-registry/test/harness"
+	"github.com/clean-registry/clean-registry/v2/internal/layout"
+	"github.com/clean-registry/clean-registry/v2/internal/lock"
+	"github.com/clean-registry/clean-registry/v2/internal/storage/fs"
+	"github.com/clean-registry/clean-registry/v2/test/harness"
 )
 
 // envHoldLock makes the test binary a lock holder of the storage it names: it takes

@@ -15,7 +15,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/clean-registry/clean-registry/test/harness"
+	"github.com/clean-registry/clean-registry/v2/test/harness"
 )
 
 // cleanBin is the clean-registry binary built once for the whole package.

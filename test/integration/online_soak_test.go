@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/clean-registry/clean-registry/test/harness"
+	"github.com/clean-registry/clean-registry/v2/test/harness"
 )
 
 // The online soak's bounds: pushers racing the runs, how long they push, and how many

@@ -8,11 +8,11 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/clean-registry/clean-registry/internal/clean"
-	rpt "github.com/clean-registry/clean-registry/internal/report"
-	"github.com/clean-registry/clean-registry/internal/storage"
-	"github.com/clean-registry/clean-registry/internal/storage/fs"
-	"github.com/clean-registry/clean-registry/test/harness"
+	"github.com/clean-registry/clean-registry/v2/internal/clean"
+	rpt "github.com/clean-registry/clean-registry/v2/internal/report"
+	"github.com/clean-registry/clean-registry/v2/internal/storage"
+	"github.com/clean-registry/clean-registry/v2/internal/storage/fs"
+	"github.com/clean-registry/clean-registry/v2/test/harness"
 )
 
 // onlineReport is the part of an online run's --json report the tests read.

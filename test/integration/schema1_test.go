@@ -3,7 +3,7 @@ package integration
 import (
 	"testing"
 
-	"github.com/clean-registry/clean-registry/test/harness"
+	"github.com/clean-registry/clean-registry/v2/test/harness"
 )
 
 // TestSchema1 puts legacy schema 1 manifests next to a modern image in one

@@ -4,7 +4,7 @@ import (
 	"slices"
 	"testing"
 
-	"github.com/clean-registry/clean-registry/test/harness"
+	"github.com/clean-registry/clean-registry/v2/test/harness"
 )
 
 // TestRemoveSeveral removes a tag of one repository and a whole other repository in

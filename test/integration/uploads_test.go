@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/clean-registry/clean-registry/test/harness"
+	"github.com/clean-registry/clean-registry/v2/test/harness"
 )
 
 // newEnvResumable is newEnv with a fixed http.secret: the registry signs an

@@ -22,10 +22,10 @@ import (
 	awss3 "github.com/aws/aws-sdk-go-v2/service/s3"
 	"golang.org/x/sync/errgroup"
 
-	"github.com/clean-registry/clean-registry/internal/layout"
-	"github.com/clean-registry/clean-registry/internal/storage"
-	s3backend "github.com/clean-registry/clean-registry/internal/storage/s3"
-	"github.com/clean-registry/clean-registry/test/s3/s3test"
+	"github.com/clean-registry/clean-registry/v2/internal/layout"
+	"github.com/clean-registry/clean-registry/v2/internal/storage"
+	s3backend "github.com/clean-registry/clean-registry/v2/internal/storage/s3"
+	"github.com/clean-registry/clean-registry/v2/test/s3/s3test"
 )
 
 var server s3test.Shared

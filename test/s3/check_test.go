@@ -12,8 +12,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awss3 "github.com/aws/aws-sdk-go-v2/service/s3"
 
-	"github.com/clean-registry/clean-registry/internal/cli"
-	"github.com/clean-registry/clean-registry/test/harness"
+	"github.com/clean-registry/clean-registry/v2/internal/cli"
+	"github.com/clean-registry/clean-registry/v2/test/harness"
 )
 
 // check on S3: sizes from the listing, blobs re-hashed through GetObject streams.

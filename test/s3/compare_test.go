@@ -16,12 +16,12 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"golang.org/x/sync/errgroup"
 
-	"github.com/clean-registry/clean-registry/bench/gen"
-	"github.com/clean-registry/clean-registry/internal/clean"
-	"github.com/clean-registry/clean-registry/internal/layout"
-	s3backend "github.com/clean-registry/clean-registry/internal/storage/s3"
-	"github.com/clean-registry/clean-registry/test/harness"
-	"github.com/clean-registry/clean-registry/test/s3/s3test"
+	"github.com/clean-registry/clean-registry/v2/bench/gen"
+	"github.com/clean-registry/clean-registry/v2/internal/clean"
+	"github.com/clean-registry/clean-registry/v2/internal/layout"
+	s3backend "github.com/clean-registry/clean-registry/v2/internal/storage/s3"
+	"github.com/clean-registry/clean-registry/v2/test/harness"
+	"github.com/clean-registry/clean-registry/v2/test/s3/s3test"
 )
 
 // BenchmarkVersusUpstreamGC compares, on identical copies of a generated registry tree

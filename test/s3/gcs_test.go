@@ -11,13 +11,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/clean-registry/clean-registry/internal/clean"
-	"github.com/clean-registry/clean-registry/internal/layout"
-	"github.com/clean-registry/clean-registry/internal/storage"
-	fsbackend "github.com/clean-registry/clean-registry/internal/storage/fs"
-	"github.com/clean-registry/clean-registry/internal/storage/gcs"
-	"github.com/clean-registry/clean-registry/test/harness"
-	"github.com/clean-registry/clean-registry/test/s3/s3test"
+	"github.com/clean-registry/clean-registry/v2/internal/clean"
+	"github.com/clean-registry/clean-registry/v2/internal/layout"
+	"github.com/clean-registry/clean-registry/v2/internal/storage"
+	fsbackend "github.com/clean-registry/clean-registry/v2/internal/storage/fs"
+	"github.com/clean-registry/clean-registry/v2/internal/storage/gcs"
+	"github.com/clean-registry/clean-registry/v2/test/harness"
+	"github.com/clean-registry/clean-registry/v2/test/s3/s3test"
 )
 
 func copyTree(t *testing.T, from, to string) {

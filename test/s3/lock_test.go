@@ -15,9 +15,9 @@ import (
 	awss3 "github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/smithy-go"
 
-	"github.com/clean-registry/clean-registry/internal/layout"
-	"github.com/clean-registry/clean-registry/internal/lock"
-	"github.com/clean-registry/clean-registry/internal/storage"
+	"github.com/clean-registry/clean-registry/v2/internal/layout"
+	"github.com/clean-registry/clean-registry/v2/internal/lock"
+	"github.com/clean-registry/clean-registry/v2/internal/storage"
 )
 
 // The S3 backend's create-if-absent against a real server: versitygw honours

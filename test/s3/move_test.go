@@ -20,12 +20,12 @@ import (
 	awss3 "github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/smithy-go"
 
-	"github.com/clean-registry/clean-registry/internal/layout"
-	"github.com/clean-registry/clean-registry/internal/storage"
-	"github.com/clean-registry/clean-registry/internal/storage/gcs"
-	s3backend "github.com/clean-registry/clean-registry/internal/storage/s3"
-	"github.com/clean-registry/clean-registry/test/harness"
-	"github.com/clean-registry/clean-registry/test/s3/s3test"
+	"github.com/clean-registry/clean-registry/v2/internal/layout"
+	"github.com/clean-registry/clean-registry/v2/internal/storage"
+	"github.com/clean-registry/clean-registry/v2/internal/storage/gcs"
+	s3backend "github.com/clean-registry/clean-registry/v2/internal/storage/s3"
+	"github.com/clean-registry/clean-registry/v2/test/harness"
+	"github.com/clean-registry/clean-registry/v2/test/s3/s3test"
 )
 
 // getObject reads an object whole, "" and false when it is missing.

@@ -9,12 +9,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/clean-registry/clean-registry/bench/gen"
-	"github.com/clean-registry/clean-registry/internal/clean"
-	"github.com/clean-registry/clean-registry/internal/report"
-	s3backend "github.com/clean-registry/clean-registry/internal/storage/s3"
-	"github.com/clean-registry/clean-registry/test/harness"
-	"github.com/clean-registry/clean-registry/test/s3/s3test"
+	"github.com/clean-registry/clean-registry/v2/bench/gen"
+	"github.com/clean-registry/clean-registry/v2/internal/clean"
+	"github.com/clean-registry/clean-registry/v2/internal/report"
+	s3backend "github.com/clean-registry/clean-registry/v2/internal/storage/s3"
+	"github.com/clean-registry/clean-registry/v2/test/harness"
+	"github.com/clean-registry/clean-registry/v2/test/s3/s3test"
 )
 
 // BenchmarkQuarantineCost measures what moving instead of deleting costs on versitygw:

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/clean-registry/clean-registry/test/harness"
+	"github.com/clean-registry/clean-registry/v2/test/harness"
 )
 
 // The S3 soak's bounds (see test/integration's TestOnlineSoak): shorter than on the

@@ -10,9 +10,9 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
-	"github.com/clean-registry/clean-registry/internal/cli"
-	"github.com/clean-registry/clean-registry/internal/report"
-	"github.com/clean-registry/clean-registry/test/harness"
+	"github.com/clean-registry/clean-registry/v2/internal/cli"
+	"github.com/clean-registry/clean-registry/v2/internal/report"
+	"github.com/clean-registry/clean-registry/v2/test/harness"
 )
 
 // scenario is what pushScenario left in a registry: what must stay, what must go.

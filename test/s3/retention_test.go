@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/clean-registry/clean-registry/test/harness"
+	"github.com/clean-registry/clean-registry/v2/test/harness"
 )
 
 // Retention on S3: push times come from the listing's LastModified, with no request

@@ -6,9 +6,9 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/clean-registry/clean-registry/internal/cli"
-	"github.com/clean-registry/clean-registry/test/harness"
-	"github.com/clean-registry/clean-registry/test/s3/s3test"
+	"github.com/clean-registry/clean-registry/v2/internal/cli"
+	"github.com/clean-registry/clean-registry/v2/test/harness"
+	"github.com/clean-registry/clean-registry/v2/test/s3/s3test"
 )
 
 // trashCommand runs a trash command (trash list, trash purge, restore) on the

@@ -8,9 +8,9 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/clean-registry/clean-registry/bench/gen"
-	"github.com/clean-registry/clean-registry/internal/layout"
-	"github.com/clean-registry/clean-registry/test/harness"
+	"github.com/clean-registry/clean-registry/v2/bench/gen"
+	"github.com/clean-registry/clean-registry/v2/internal/layout"
+	"github.com/clean-registry/clean-registry/v2/test/harness"
 )
 
 func TestMinus(t *testing.T) {

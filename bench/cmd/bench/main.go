@@ -22,8 +22,8 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/clean-registry/clean-registry/bench/gen"
-	"github.com/clean-registry/clean-registry/bench/upstream"
+	"github.com/clean-registry/clean-registry/v2/bench/gen"
+	"github.com/clean-registry/clean-registry/v2/bench/upstream"
 )
 
 type options struct {

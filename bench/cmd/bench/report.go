@@ -10,7 +10,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/clean-registry/clean-registry/bench/upstream"
+	"github.com/clean-registry/clean-registry/v2/bench/upstream"
 )
 
 // Machine describes where the numbers were taken.

@@ -11,8 +11,8 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/clean-registry/clean-registry/bench/upstream"
-	"github.com/clean-registry/clean-registry/internal/layout"
+	"github.com/clean-registry/clean-registry/v2/bench/upstream"
+	"github.com/clean-registry/clean-registry/v2/internal/layout"
 )
 
 // Listing is every file and directory of a tree, relative to its root, sorted.

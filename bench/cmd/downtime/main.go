@@ -47,8 +47,8 @@ import (
 	"github.com/docker/docker/client"
 	"github.com/docker/go-connections/nat"
 
-	"github.com/clean-registry/clean-registry/bench/gen"
-	"github.com/clean-registry/clean-registry/test/harness"
+	"github.com/clean-registry/clean-registry/v2/bench/gen"
+	"github.com/clean-registry/clean-registry/v2/test/harness"
 )
 
 type options struct {

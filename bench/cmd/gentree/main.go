@@ -14,7 +14,7 @@ import (
 	"os/signal"
 	"time"
 
-	"github.com/clean-registry/clean-registry/bench/gen"
+	"github.com/clean-registry/clean-registry/v2/bench/gen"
 )
 
 func main() {

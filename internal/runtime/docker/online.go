@@ -15,8 +15,8 @@ import (
 	"github.com/docker/docker/api/types/swarm"
 	"github.com/docker/go-connections/nat"
 
-	"github.com/clean-registry/clean-registry/internal/blobcache"
-	"github.com/clean-registry/clean-registry/internal/report"
+	"github.com/clean-registry/clean-registry/v2/internal/blobcache"
+	"github.com/clean-registry/clean-registry/v2/internal/report"
 )
 
 // AnswerTimeout bounds the wait, after a restart, for the registry to answer HTTP

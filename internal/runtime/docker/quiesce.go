@@ -16,9 +16,9 @@ import (
 	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/api/types/swarm"
 
-	"github.com/clean-registry/clean-registry/internal/blobcache"
-	"github.com/clean-registry/clean-registry/internal/report"
-	"github.com/clean-registry/clean-registry/internal/retry"
+	"github.com/clean-registry/clean-registry/v2/internal/blobcache"
+	"github.com/clean-registry/clean-registry/v2/internal/report"
+	"github.com/clean-registry/clean-registry/v2/internal/retry"
 )
 
 // RestoreTimeout bounds the restoration of the containers, which runs even after the

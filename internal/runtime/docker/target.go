@@ -16,8 +16,8 @@ import (
 	"github.com/docker/docker/api/types/mount"
 	"github.com/docker/docker/api/types/swarm"
 
-	"github.com/clean-registry/clean-registry/internal/blobcache"
-	"github.com/clean-registry/clean-registry/internal/regconfig"
+	"github.com/clean-registry/clean-registry/v2/internal/blobcache"
+	"github.com/clean-registry/clean-registry/v2/internal/regconfig"
 )
 
 // Options are the command line's choices for a Docker target.

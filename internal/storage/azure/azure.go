@@ -11,7 +11,7 @@ import (
 	// Registers the registry's azure driver with the factory.
 	_ "github.com/distribution/distribution/v3/registry/storage/driver/azure"
 
-	"github.com/clean-registry/clean-registry/internal/storage/regdriver"
+	"github.com/clean-registry/clean-registry/v2/internal/storage/regdriver"
 )
 
 // DriverName is the registry configuration's name of the driver.

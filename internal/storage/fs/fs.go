@@ -17,8 +17,8 @@ import (
 	"syscall"
 	"unicode/utf8"
 
-	"github.com/clean-registry/clean-registry/internal/parallel"
-	"github.com/clean-registry/clean-registry/internal/storage"
+	"github.com/clean-registry/clean-registry/v2/internal/parallel"
+	"github.com/clean-registry/clean-registry/v2/internal/storage"
 )
 
 // Backend serves a registry root directory. It never follows a symbolic link found

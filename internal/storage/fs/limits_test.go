@@ -8,7 +8,7 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/clean-registry/clean-registry/internal/storage"
+	"github.com/clean-registry/clean-registry/v2/internal/storage"
 )
 
 // A read stops at its limit: a file one byte larger is refused, also when it is

@@ -10,7 +10,7 @@ import (
 	"sort"
 	"syscall"
 
-	"github.com/clean-registry/clean-registry/internal/storage"
+	"github.com/clean-registry/clean-registry/v2/internal/storage"
 )
 
 var _ storage.TimeKeepingMover = (*Backend)(nil)

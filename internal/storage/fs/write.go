@@ -12,7 +12,7 @@ import (
 	"strings"
 	"syscall"
 
-	"github.com/clean-registry/clean-registry/internal/storage"
+	"github.com/clean-registry/clean-registry/v2/internal/storage"
 )
 
 var _ storage.Writer = (*Backend)(nil)

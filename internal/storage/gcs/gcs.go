@@ -7,7 +7,7 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/clean-registry/clean-registry/internal/storage/regdriver"
+	"github.com/clean-registry/clean-registry/v2/internal/storage/regdriver"
 	"github.com/distribution/distribution/v3/registry/storage/driver/factory"
 	// Registers the registry's gcs driver with the factory.
 	_ "github.com/distribution/distribution/v3/registry/storage/driver/gcs"

@@ -10,8 +10,8 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
-	"github.com/clean-registry/clean-registry/internal/parallel"
-	"github.com/clean-registry/clean-registry/internal/storage"
+	"github.com/clean-registry/clean-registry/v2/internal/parallel"
+	"github.com/clean-registry/clean-registry/v2/internal/storage"
 )
 
 var _ storage.Mover = (*DriverBackend)(nil)

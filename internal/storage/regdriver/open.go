@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"io"
 
-	"github.com/clean-registry/clean-registry/internal/storage"
+	"github.com/clean-registry/clean-registry/v2/internal/storage"
 )
 
 // Open streams a file through the driver's Reader.

@@ -9,7 +9,7 @@ import (
 
 	"github.com/distribution/distribution/v3/registry/storage/driver/factory"
 
-	"github.com/clean-registry/clean-registry/internal/storage"
+	"github.com/clean-registry/clean-registry/v2/internal/storage"
 )
 
 func TestOpen(t *testing.T) {

@@ -17,8 +17,8 @@ import (
 	storagedriver "github.com/distribution/distribution/v3/registry/storage/driver"
 	"golang.org/x/sync/errgroup"
 
-	"github.com/clean-registry/clean-registry/internal/parallel"
-	"github.com/clean-registry/clean-registry/internal/storage"
+	"github.com/clean-registry/clean-registry/v2/internal/parallel"
+	"github.com/clean-registry/clean-registry/v2/internal/storage"
 )
 
 // DriverBackend serves a registry's storage through one of the registry's own storage

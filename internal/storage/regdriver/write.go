@@ -4,7 +4,7 @@ import (
 	"context"
 	"fmt"
 
-	"github.com/clean-registry/clean-registry/internal/storage"
+	"github.com/clean-registry/clean-registry/v2/internal/storage"
 )
 
 var _ storage.Writer = (*DriverBackend)(nil)

@@ -16,7 +16,7 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/clean-registry/clean-registry/internal/storage"
+	"github.com/clean-registry/clean-registry/v2/internal/storage"
 )
 
 // copyMode is what the fake does with If-None-Match on CopyObject.

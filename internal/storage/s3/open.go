@@ -9,7 +9,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
-	"github.com/clean-registry/clean-registry/internal/storage"
+	"github.com/clean-registry/clean-registry/v2/internal/storage"
 )
 
 // Open streams an object (GetObject). The stream holds one of the backend's request

@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/clean-registry/clean-registry/internal/storage"
+	"github.com/clean-registry/clean-registry/v2/internal/storage"
 )
 
 func TestOpenStreams(t *testing.T) {

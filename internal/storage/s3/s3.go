@@ -32,8 +32,8 @@ import (
 	"golang.org/x/sync/errgroup"
 	"golang.org/x/sync/semaphore"
 
-	"github.com/clean-registry/clean-registry/internal/retry"
-	"github.com/clean-registry/clean-registry/internal/storage"
+	"github.com/clean-registry/clean-registry/v2/internal/retry"
+	"github.com/clean-registry/clean-registry/v2/internal/storage"
 )
 
 // Driver names under which a registry configuration selects this backend.

@@ -16,7 +16,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 
-	"github.com/clean-registry/clean-registry/internal/retry"
+	"github.com/clean-registry/clean-registry/v2/internal/retry"
 )
 
 // Without accesskey/secretkey and with an empty credential chain, Open says so: the

@@ -12,7 +12,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"golang.org/x/sync/errgroup"
 
-	"github.com/clean-registry/clean-registry/internal/storage"
+	"github.com/clean-registry/clean-registry/v2/internal/storage"
 )
 
 // maxFanOutDepth bounds the levels listed with a delimiter to find prefixes to list in
