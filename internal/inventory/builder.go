@@ -71,7 +71,7 @@ func (b *Builder) OtherBlob() {
 func (b *Builder) Blob(d layout.Digest, size int64, t Time) {
 	s := &b.stripes[d[0]]
 	s.mu.Lock()
-	s.blobs = append(s.blobs, Blob{Digest: d, Size: size, ModTime: t})
+	s.blobs = append(s.blobs, Blob{Digest: d, Size: size, ModTime: t, Declared: -1})
 	s.mu.Unlock()
 }
 

@@ -34,6 +34,22 @@ type Blob struct {
 	Digest  layout.Digest
 	Size    int64 // -1: not known yet
 	ModTime Time
+	// Declared is the size the manifests that reference the blob declare for it (the
+	// largest, whatever order they were read in; -1: none): what a kept blob weighs
+	// when the walk did not stat it.
+	Declared int64
+}
+
+// Weight is the blob's size when known, else the size a manifest declares for it;
+// known is false when neither is.
+func (b *Blob) Weight() (size int64, known bool) {
+	switch {
+	case b.Size >= 0:
+		return b.Size, true
+	case b.Declared >= 0:
+		return b.Declared, true
+	}
+	return 0, false
 }
 
 // Link is a link file: a revision, a layer link or a tag history entry. Its digest is
@@ -294,6 +310,11 @@ func (inv *Inventory) SetManifest(d layout.Digest, m *manifest.Manifest, err err
 	if err != nil {
 		inv.errs = append(inv.errs, err)
 		rec.err = uint32(len(inv.errs))
+	}
+	for i, b := range blobs {
+		if int(b) < len(inv.Blobs) && i < len(m.Sizes) && m.Sizes[i] > inv.Blobs[b].Declared {
+			inv.Blobs[b].Declared = m.Sizes[i]
+		}
 	}
 	rec.refs, rec.blobs, rec.children = uint32(len(inv.refs)), uint32(len(blobs)), uint32(len(children))
 	inv.refs = append(append(inv.refs, blobs...), children...)

@@ -57,6 +57,9 @@ type Manifest struct {
 	Type Type
 	// Blobs are the config and layers (schema1: the fsLayers blobSums), in order.
 	Blobs []layout.Digest
+	// Sizes are the sizes the manifest declares for Blobs, one each (-1: none, as in
+	// schema1).
+	Sizes []int64
 	// Children are the manifests an index or manifest list names.
 	Children []layout.Digest
 	// Subject is the manifest a referrer is about (OCI 1.1); zero when none.
@@ -154,7 +157,7 @@ func parse(data []byte, descs *[]Descriptor) (*Manifest, error) {
 			return nil, errors.New("schema1 manifest without fsLayers")
 		}
 		for _, l := range doc.FSLayers {
-			if err := m.addBlob(l.BlobSum); err != nil {
+			if err := m.addBlob(l.BlobSum, -1); err != nil {
 				return nil, err
 			}
 			if descs != nil {
@@ -191,12 +194,12 @@ func parse(data []byte, descs *[]Descriptor) (*Manifest, error) {
 		if doc.Manifests != nil {
 			return nil, fmt.Errorf("%s manifest with a manifests list", m.Type)
 		}
-		if err := m.addBlob(doc.Config.Digest); err != nil {
+		if err := m.addBlob(doc.Config.Digest, doc.Config.Size); err != nil {
 			return nil, err
 		}
 		addDesc(descs, RoleConfig, *doc.Config)
 		for _, l := range doc.Layers {
-			if err := m.addBlob(l.Digest); err != nil {
+			if err := m.addBlob(l.Digest, l.Size); err != nil {
 				return nil, err
 			}
 			addDesc(descs, RoleLayer, l)
@@ -243,7 +246,7 @@ func addDesc(descs *[]Descriptor, role Role, d v1.Descriptor) {
 	}
 }
 
-func (m *Manifest) addBlob(dg godigest.Digest) error {
+func (m *Manifest) addBlob(dg godigest.Digest, size int64) error {
 	d, ok, err := convert(dg)
 	if err != nil {
 		return err
@@ -253,6 +256,7 @@ func (m *Manifest) addBlob(dg godigest.Digest) error {
 		return nil
 	}
 	m.Blobs = append(m.Blobs, d)
+	m.Sizes = append(m.Sizes, max(size, -1))
 	return nil
 }
 

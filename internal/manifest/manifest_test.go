@@ -3,6 +3,7 @@ package manifest
 import (
 	"errors"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 
@@ -78,6 +79,29 @@ func TestParse(t *testing.T) {
 
 var errAny = errors.New("any error")
 
+// Sizes are the declared sizes of Blobs, one each: -1 where none is declared
+// (schema1, or no size field) or a negative one is; other algorithms' blobs are not
+// there, so neither are their sizes.
+func TestParseSizes(t *testing.T) {
+	for _, tt := range []struct {
+		doc  string
+		want []int64
+	}{
+		{`{"schemaVersion":2,"config":{"digest":"` + h1 + `","size":7},"layers":[{"digest":"` + h2 + `","size":1000},{"digest":"` + h3 + `"}]}`, []int64{7, 1000, 0}},
+		{`{"schemaVersion":2,"config":{"digest":"` + h1 + `","size":-9},"layers":[{"digest":"sha512:` + strings.Repeat("ab", 64) + `","size":5},{"digest":"` + h2 + `","size":3}]}`, []int64{-1, 3}},
+		{`{"schemaVersion":1,"fsLayers":[{"blobSum":"` + h1 + `"},{"blobSum":"` + h2 + `"}]}`, []int64{-1, -1}},
+		{`{"schemaVersion":2,"manifests":[{"digest":"` + h1 + `","size":3}]}`, nil},
+	} {
+		m, err := Parse([]byte(tt.doc))
+		if err != nil {
+			t.Fatalf("%s: %v", tt.doc, err)
+		}
+		if !slices.Equal(m.Sizes, tt.want) {
+			t.Errorf("%s: sizes %v, want %v", tt.doc, m.Sizes, tt.want)
+		}
+	}
+}
+
 func FuzzParse(f *testing.F) {
 	f.Add([]byte(`{"schemaVersion":2,"mediaType":"` + MediaTypeOCIIndex + `","manifests":[{"digest":"` + h1 + `"}],"subject":{"digest":"` + h2 + `"}}`))
 	f.Add([]byte(`{"schemaVersion":1,"fsLayers":[{"blobSum":"` + h1 + `"}]}`))
@@ -95,6 +119,9 @@ func FuzzParse(f *testing.F) {
 		}
 		if len(m.References()) != len(m.Blobs)+len(m.Children) {
 			t.Fatal("references lost")
+		}
+		if len(m.Sizes) != len(m.Blobs) || slices.ContainsFunc(m.Sizes, func(n int64) bool { return n < -1 }) {
+			t.Fatalf("sizes %v for %d blobs", m.Sizes, len(m.Blobs))
 		}
 		if (m.Type == DockerList || m.Type == OCIIndex) && len(m.Blobs) > 0 {
 			t.Fatal("an index with blobs")

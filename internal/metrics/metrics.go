@@ -111,6 +111,10 @@ func New(rep *report.Report, run Run) *prometheus.Registry {
 	kept := vec("kept", "What the last run kept: manifest revisions and blobs.", "kind")
 	kept.WithLabelValues("revision").Set(float64(rep.Kept.Revisions))
 	kept.WithLabelValues("blob").Set(float64(rep.Kept.Blobs))
+	gauge("kept_bytes", "Bytes of the blobs the last run kept: stored sizes where the storage told them, else the sizes "+
+		"their manifests declare (see clean_registry_kept_unknown_sizes).", float64(rep.Kept.Bytes))
+	gauge("kept_unknown_sizes", "Blobs the last run kept whose size neither the storage nor a manifest told (not in "+
+		"clean_registry_kept_bytes).", float64(rep.Kept.UnknownSizes))
 
 	problems := vec("problems", "Problems the last run found in the storage, by kind (see the report).", "kind")
 	for _, k := range ProblemKinds {

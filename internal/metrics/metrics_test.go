@@ -73,7 +73,7 @@ func sampleReport() *report.Report {
 	rep.ByKind["revision"] = report.Count{Count: 3}
 	rep.ByKind["blob"] = report.Count{Count: 4, Bytes: 5 << 20}
 	rep.Total = report.Count{Count: 9, Bytes: 5 << 20}
-	rep.Kept.Revisions, rep.Kept.Blobs = 7, 21
+	rep.Kept.Revisions, rep.Kept.Blobs, rep.Kept.Bytes, rep.Kept.UnknownSizes = 7, 21, 3<<30, 2
 	rep.Problems = []inventory.Problem{
 		{Kind: inventory.MissingBlob, Path: "a"}, {Kind: inventory.MissingBlob, Path: "b"},
 		{Kind: inventory.UnknownFile, Path: "c"},
@@ -146,6 +146,8 @@ func TestWriteFileParses(t *testing.T) {
 		{"clean_registry_deletions_applied", nil, 9},
 		{"clean_registry_kept", []string{"kind", "revision"}, 7},
 		{"clean_registry_kept", []string{"kind", "blob"}, 21},
+		{"clean_registry_kept_bytes", nil, 3 << 30},
+		{"clean_registry_kept_unknown_sizes", nil, 2},
 		{"clean_registry_problems", []string{"kind", "missing-blob"}, 2},
 		{"clean_registry_problems", []string{"kind", "unknown-file"}, 1},
 		{"clean_registry_problems", []string{"kind", "garbled-link"}, 0},

@@ -53,6 +53,12 @@ type Plan struct {
 	Notes []string
 	// Kept counts what stays.
 	KeptRevisions, KeptBlobs int
+	// KeptBytes weighs the kept blobs: their sizes where the storage told them (object
+	// stores list them; manifests were read), else the sizes their manifests declare
+	// (a filesystem walk does not stat what it keeps). KeptUnsized counts the kept
+	// blobs that neither tells (referenced only by schema1 or unreadable manifests).
+	KeptBytes   int64
+	KeptUnsized int
 	// KeptTags counts, per repository, the tags that stay.
 	KeptTags map[string]int
 }
@@ -163,14 +169,25 @@ func Make(inv *inventory.Inventory, pol Policy) *Plan {
 	}
 
 	p.gone = inventory.IDSet{}
+	keep := func(b *inventory.Blob) {
+		if size, known := b.Weight(); known {
+			p.KeptBytes += size
+		} else {
+			p.KeptUnsized++
+		}
+	}
 	if blind {
 		p.Notes = append(p.Notes, fmt.Sprintf("no blob is deleted: the scan cannot see behind %d entries (first: %s)",
 			len(inv.Blind), inv.Blind[0]))
+		for i := range inv.Blobs {
+			keep(&inv.Blobs[i])
+		}
 	} else {
 		p.gone = inv.NewIDSet()
-		for i, b := range inv.Blobs {
-			id := inventory.ID(i)
+		for i := range inv.Blobs {
+			id, b := inventory.ID(i), &inv.Blobs[i]
 			if m.keepBlob.Has(id) || m.fresh(b.ModTime) {
+				keep(b)
 				continue
 			}
 			p.gone.Add(id)

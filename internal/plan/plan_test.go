@@ -451,3 +451,31 @@ func TestPhaseOrder(t *testing.T) {
 		t.Fatalf("phases cover %d of %d deletions", next, p.Len())
 	}
 }
+
+// What remains is weighed: a kept blob by its stored size where the storage told it,
+// else by the size its manifests declare (the largest claim); a blob neither tells
+// (a schema1 layer on a filesystem) is counted apart. Deleted blobs do not count.
+func TestKeptBytes(t *testing.T) {
+	b := newInv()
+	b.put("a", 1, &manifest.Manifest{Type: manifest.OCIManifest,
+		Blobs: []layout.Digest{dg(10), dg(11), dg(12)}, Sizes: []int64{999, 700, -1}})
+	b.put("a", 2, &manifest.Manifest{Type: manifest.OCIManifest, // a smaller claim on 11
+		Blobs: []layout.Digest{dg(11)}, Sizes: []int64{5}})
+	b.tag("a", "t", 1)
+	b.tag("a", "u", 2)
+	b.Blobs[dg(10)] = inventory.Blob{Size: 100, ModTime: old()} // listed: the stored size, not the claim
+	b.Blobs[dg(11)] = inventory.Blob{Size: -1, ModTime: old()}  // not stat'ed: a manifest's claim
+	b.Blobs[dg(12)] = inventory.Blob{Size: -1, ModTime: old()}  // no claim: unknown
+	b.blob(50)                                                  // unreferenced: deleted, not kept
+	for _, id := range []int{10, 11, 12} {
+		b.repo("a").Layers[dg(id)] = link{ModTime: old()}
+	}
+	p := Make(b.build(), Policy{Now: now})
+	// Manifests 1 and 2 weigh their own sizes (1 and 2, as blob() records them).
+	if p.KeptBlobs != 5 || p.KeptUnsized != 1 {
+		t.Fatalf("kept %d blobs, %d of unknown size; want 5 and 1", p.KeptBlobs, p.KeptUnsized)
+	}
+	if p.KeptBytes != 1+2+100+700 {
+		t.Fatalf("kept %d bytes, want 803", p.KeptBytes)
+	}
+}

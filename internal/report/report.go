@@ -127,6 +127,11 @@ type Report struct {
 		Tags         int `json:"tags"`
 		Revisions    int `json:"revisions"`
 		Blobs        int `json:"blobs"`
+		// Bytes weighs the kept blobs: stored sizes where the storage told them, else
+		// the sizes their manifests declare (see plan.Plan.KeptBytes).
+		Bytes int64 `json:"bytes"`
+		// UnknownSizes counts kept blobs whose size neither tells (not in Bytes).
+		UnknownSizes int `json:"unknown_sizes,omitempty"`
 	} `json:"kept"`
 	Problems []inventory.Problem `json:"problems"`
 	// Failures are per-repository errors (no such repository or tag): the run goes
@@ -186,6 +191,7 @@ func New(inv *inventory.Inventory, p *plan.Plan, dryRun bool) *Report {
 	}
 	sort.Slice(r.Problems, func(i, j int) bool { return r.Problems[i].Path < r.Problems[j].Path })
 	r.Kept.Revisions, r.Kept.Blobs = p.KeptRevisions, p.KeptBlobs
+	r.Kept.Bytes, r.Kept.UnknownSizes = p.KeptBytes, p.KeptUnsized
 	removedRepos := map[string]bool{}
 	for d := range p.All() {
 		if d.Kind == plan.Repository {
@@ -373,15 +379,18 @@ func (r *Report) WriteText(w io.Writer) {
 	r.writeOutcome(w)
 }
 
-// kept says what stays: "3 repositories, 7 tags, 12 manifest revisions, 40 blobs".
+// kept says what stays: "3 repositories, 7 tags, 12 manifest revisions, 40 blobs of
+// 1.2 GiB" (and how many blobs are not weighed, if any).
 func (r *Report) kept() string {
-	return fmt.Sprintf("%d repositories, %d tags, %d manifest revisions, %d blobs",
-		r.Kept.Repositories, r.Kept.Tags, r.Kept.Revisions, r.Kept.Blobs)
+	s := fmt.Sprintf("%d repositories, %d tags, %d manifest revisions, %d blobs of %s",
+		r.Kept.Repositories, r.Kept.Tags, r.Kept.Revisions, r.Kept.Blobs, Bytes(r.Kept.Bytes))
+	if n := r.Kept.UnknownSizes; n > 0 {
+		s += fmt.Sprintf(" (and %d of unknown size)", n)
+	}
+	return s
 }
 
 // writeOutcome ends the text with the space the run reclaimed and what remains.
-// A kept blob's size is not known on a filesystem (the walk does not stat what it
-// keeps): what remains is counted, not weighed.
 func (r *Report) writeOutcome(w io.Writer) {
 	if r.Total.Count == 0 {
 		return

@@ -71,7 +71,7 @@ func TestReport(t *testing.T) {
 	rep.WriteText(&text)
 	for _, want := range []string{`Would delete \(dry run`, `3\.5s: scan 2\.2s, plan 1\.2s\)`,
 		`total +4 +2\.0 KiB`, `team/app +0 +0 +0 +0 +0 +1 +0 +yes +2\.0 KiB`,
-		`Would free 2\.0 KiB in 4 deletions; 0 repositories, 0 tags, 0 manifest revisions, 0 blobs would remain\.\n$`} {
+		`Would free 2\.0 KiB in 4 deletions; 0 repositories, 0 tags, 0 manifest revisions, 0 blobs of 0 B would remain\.\n$`} {
 		if !regexp.MustCompile(want).MatchString(text.String()) {
 			t.Errorf("text report lacks %s:\n%s", want, text.String())
 		}
@@ -155,7 +155,7 @@ func TestReportOutcome(t *testing.T) {
 	rep.SetApplied(execute.Result{Done: 4, Applied: []execute.Range{{Start: 0, End: 4}}})
 	var text bytes.Buffer
 	rep.WriteText(&text)
-	if want := "Freed 2.0 KiB in 4 deletions; 0 repositories, 0 tags, 0 manifest revisions, 0 blobs remain.\n"; !bytes.HasSuffix(text.Bytes(), []byte(want)) {
+	if want := "Freed 2.0 KiB in 4 deletions; 0 repositories, 0 tags, 0 manifest revisions, 0 blobs of 0 B remain.\n"; !bytes.HasSuffix(text.Bytes(), []byte(want)) {
 		t.Errorf("the text does not end with %q:\n%s", want, text.String())
 	}
 
@@ -180,7 +180,7 @@ func TestReportOutcome(t *testing.T) {
 		text.Reset()
 		rep.WriteText(&text)
 		lines := bytes.Split(bytes.TrimSpace(text.Bytes()), []byte("\n"))
-		if len(lines) != 1 || !regexp.MustCompile(`^Nothing to delete in /srv/registry \(.*\): 1 repositories, 0 tags, 0 manifest revisions, 1 blobs kept\.$`).Match(lines[0]) {
+		if len(lines) != 1 || !regexp.MustCompile(`^Nothing to delete in /srv/registry \(.*\): 1 repositories, 0 tags, 0 manifest revisions, 1 blobs of 10 B kept\.$`).Match(lines[0]) {
 			t.Errorf("dry run %v, nothing to do: the text is not one line:\n%s", dry, text.String())
 		}
 	}

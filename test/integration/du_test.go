@@ -122,6 +122,12 @@ func TestDuUniqueIsWhatRemoveFrees(t *testing.T) {
 	if got := e.blobBytes(); total-got != app.UniqueBytes {
 		t.Errorf("the blobs went from %d to %d bytes: %d freed; du said %d unique", total, got, total-got, app.UniqueBytes)
 	}
+	// What remains, weighed without a stat per kept blob (the manifests' declared
+	// sizes), is what the filesystem says.
+	if got := e.blobBytes(); rep.Kept.Bytes != got || rep.Kept.UnknownSizes != 0 || rep.Kept.Blobs == 0 {
+		t.Errorf("the report says %d blobs of %d bytes remain (%d of unknown size); the blobs weigh %d",
+			rep.Kept.Blobs, rep.Kept.Bytes, rep.Kept.UnknownSizes, got)
+	}
 
 	// s1 is web's alone now; app's share of the index child is multi's.
 	after := e.du("web", "multi")

@@ -166,6 +166,11 @@ type report struct {
 		Path string `json:"path"`
 	} `json:"problems"`
 	Failures []string `json:"failures"`
+	Kept     struct {
+		Blobs        int   `json:"blobs"`
+		Bytes        int64 `json:"bytes"`
+		UnknownSizes int   `json:"unknown_sizes"`
+	} `json:"kept"`
 }
 
 func parseReport(t testing.TB, r result) report {
