@@ -10,7 +10,9 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -72,7 +74,15 @@ func putAll(t *testing.T, srv *s3test.Server, bucket string, objs map[string]str
 // listKeys returns every key in the bucket, sorted.
 func listKeys(t testing.TB, srv *s3test.Server, bucket string) []string {
 	t.Helper()
-	var keys []string
+	keys := slices.Collect(maps.Keys(listSizes(t, srv, bucket)))
+	sort.Strings(keys)
+	return keys
+}
+
+// listSizes lists the bucket's objects with their sizes.
+func listSizes(t testing.TB, srv *s3test.Server, bucket string) map[string]int64 {
+	t.Helper()
+	sizes := map[string]int64{}
 	pages := awss3.NewListObjectsV2Paginator(srv.Client(), &awss3.ListObjectsV2Input{Bucket: aws.String(bucket)})
 	for pages.HasMorePages() {
 		out, err := pages.NextPage(context.Background())
@@ -80,11 +90,10 @@ func listKeys(t testing.TB, srv *s3test.Server, bucket string) []string {
 			t.Fatalf("listing bucket %s: %v", bucket, err)
 		}
 		for _, o := range out.Contents {
-			keys = append(keys, aws.ToString(o.Key))
+			sizes[aws.ToString(o.Key)] = aws.ToInt64(o.Size)
 		}
 	}
-	sort.Strings(keys)
-	return keys
+	return sizes
 }
 
 func digestOf(s string) layout.Digest {

@@ -125,6 +125,17 @@ func TestRegistryOnS3(t *testing.T) {
 	if h := hexOf(sc.shared); !strings.Contains(keys, "registry/docker/registry/v2/blobs/sha256/"+h[:2]+"/"+h+"/data") {
 		t.Error("the shared layer is gone")
 	}
+	// What remains is weighed from the listing: what the bucket's blobs weigh.
+	var blobBytes int64
+	for k, n := range listSizes(t, srv, bucket) {
+		if strings.HasPrefix(k, "registry/docker/registry/v2/blobs/") && strings.HasSuffix(k, "/data") {
+			blobBytes += n
+		}
+	}
+	if rep.Kept.Bytes != blobBytes || rep.Kept.UnknownSizes != 0 {
+		t.Errorf("the report says %d bytes remain (%d blobs of unknown size); the bucket's blobs weigh %d",
+			rep.Kept.Bytes, rep.Kept.UnknownSizes, blobBytes)
+	}
 
 	// A second run finds nothing left to delete. It takes its secret key and a string
 	// boolean from REGISTRY_* overrides, as a registry container's environment gives them.
