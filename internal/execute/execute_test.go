@@ -166,23 +166,30 @@ func TestMergeRanges(t *testing.T) {
 	}
 }
 
-// siblingBackend fails the batch that holds unit fail at once; every other batch
-// waits for that failure, then applies its units unless its context was cancelled.
+// siblingBackend fails the batch that holds unit fail once the siblings batches
+// are under way (in Delete); every other batch waits for that failure, then applies
+// its units unless its context was cancelled.
 type siblingBackend struct {
 	storage.Backend
-	fail    string
-	failed  chan struct{}
-	mu      sync.Mutex
-	applied int
+	fail     string
+	siblings int
+	entered  chan struct{}
+	failed   chan struct{}
+	mu       sync.Mutex
+	applied  int
 }
 
 func (s *siblingBackend) Delete(ctx context.Context, units []storage.Unit) error {
 	for _, u := range units {
 		if u.Dir == s.fail {
+			for range s.siblings {
+				<-s.entered
+			}
 			close(s.failed)
 			return errInjected
 		}
 	}
+	s.entered <- struct{}{}
 	<-s.failed
 	if err := ctx.Err(); err != nil {
 		return err
@@ -197,7 +204,8 @@ func (s *siblingBackend) Delete(ctx context.Context, units []storage.Unit) error
 // and what they applied is reported.
 func TestFailedBatchLetsSiblingsFinish(t *testing.T) {
 	p := testPlan()
-	b := &siblingBackend{fail: p.At(2499).Dir(), failed: make(chan struct{})} // the last of 4 batches of 625
+	b := &siblingBackend{fail: p.At(2499).Dir(), siblings: 3, // the last of 4 batches of 625
+		entered: make(chan struct{}, 3), failed: make(chan struct{})}
 	res, err := Run(context.Background(), b, p, Options{Jobs: 4})
 	if !errors.Is(err, errInjected) {
 		t.Fatalf("err = %v, want the injected failure", err)
