@@ -173,7 +173,7 @@ func Run(ctx context.Context, b storage.Backend, opts Options) (*report.Report, 
 		var res execute.Result
 		eopts := execute.Options{Jobs: jobs, PhaseDone: logLines, Progress: opts.Progress}
 		if journal != nil {
-			eopts.Quarantine = journal.Dir
+			eopts.Quarantine, eopts.QuarantineSince = journal.Dir, journal.Since
 		}
 		res, err = execute.Run(ctx, b, p, eopts)
 		rep.SetApplied(res)

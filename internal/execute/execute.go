@@ -11,6 +11,7 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/clean-registry/clean-registry/v2/internal/plan"
 	"github.com/clean-registry/clean-registry/v2/internal/progress"
@@ -35,6 +36,11 @@ type Options struct {
 	// uploads are deleted all the same: nothing can need them. The quarantine (or
 	// trash) is this run's own: the moves are storage.Move.Fresh.
 	Quarantine func(dir string) string
+	// QuarantineSince, when set with Quarantine, is when the run began: a link
+	// written after it (a tag pushed again since the scan) is left in place rather
+	// than moved (storage.Move.UnmodifiedSince). Blobs, named by their content, move
+	// whatever their time.
+	QuarantineSince time.Time
 	// Progress, when set, gets one stage per phase ("deleting blobs"), counted batch
 	// by batch, with the bytes the plan knows of.
 	Progress *progress.Tracker
@@ -82,6 +88,9 @@ func Run(ctx context.Context, b storage.Backend, p *plan.Plan, opts Options) (Re
 				moves := make([]storage.Move, len(units))
 				for i, u := range units {
 					moves[i] = storage.Move{Unit: u, To: opts.Quarantine(u.Dir), Fresh: true}
+					if kind != plan.Blob {
+						moves[i].UnmodifiedSince = opts.QuarantineSince
+					}
 				}
 				return mover.Move(ctx, moves)
 			}

@@ -1,6 +1,9 @@
 package storage
 
-import "context"
+import (
+	"context"
+	"time"
+)
 
 // Move is one unit to move to another directory of the same storage.
 type Move struct {
@@ -16,6 +19,14 @@ type Move struct {
 	// (on S3, one request per file instead of two where the server ignores
 	// If-None-Match on a copy).
 	Fresh bool
+	// UnmodifiedSince, when set, leaves in place a file written after it: a live
+	// registry's write since the run began (a tag pushed again), not the file the run
+	// planned to move. The backends do what they can: S3 makes it a condition of the
+	// copy itself (x-amz-copy-source-if-unmodified-since, on the server's clock); the
+	// registry's drivers stat the source first, which leaves the time from that stat
+	// to the copy open; a rename (the filesystem) moves the file all the same, and
+	// keeps its time for the verification to see (TimeKeepingMover).
+	UnmodifiedSince time.Time
 }
 
 // Mover is implemented by backends that can move files within the storage: online

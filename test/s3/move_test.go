@@ -14,6 +14,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
@@ -187,6 +188,52 @@ func TestBackendMove(t *testing.T) {
 		}
 	}
 	checkBucket(t, srv, bucket, restored)
+}
+
+// A move with UnmodifiedSince leaves in place what was written after it, on the
+// server's clock: named files (the copy's x-amz-copy-source-if-unmodified-since) and
+// listed ones (the listing's time, then the copy's condition). The times are an hour
+// away from the writes, so that no clock resolution plays a part.
+func TestBackendMoveUnmodifiedSince(t *testing.T) {
+	srv := server.Get(t)
+	ctx := context.Background()
+	bucket := newBucket(t, srv)
+	const root, prefix = "/registry/", "registry/"
+	const quarantine = "clean-registry/quarantine/run1/"
+	tag := layout.RepoDir("app") + "/_manifests/tags/v1/current"
+	rev := layout.RepoDir("app") + "/_manifests/revisions/sha256/aa"
+	web := layout.RepoDir("web") + "/_manifests"
+	objs := map[string]string{
+		prefix + tag + "/link":                        "tag",
+		prefix + rev + "/link":                        "revision",
+		prefix + web + "/tags/v1/current/link":        "web tag",
+		prefix + web + "/revisions/sha256/bb/link":    "web revision",
+		prefix + layout.RepoDir("old") + "/_layers/x": "old layer",
+	}
+	putAll(t, srv, bucket, objs)
+	b := open(t, srv, bucket, root, 4)
+	past, future := time.Now().Add(-time.Hour), time.Now().Add(time.Hour)
+	moves := []storage.Move{
+		{Unit: storage.Unit{Dir: tag, Files: []string{"link"}}, To: quarantine + tag, Fresh: true, UnmodifiedSince: past},
+		{Unit: storage.Unit{Dir: rev, Files: []string{"link"}}, To: quarantine + rev, Fresh: true, UnmodifiedSince: future},
+		{Unit: storage.Unit{Dir: web}, To: quarantine + web, Fresh: true, UnmodifiedSince: past},
+		{Unit: storage.Unit{Dir: layout.RepoDir("old")}, To: quarantine + layout.RepoDir("old"), Fresh: true, UnmodifiedSince: future},
+	}
+	if err := b.Move(ctx, moves); err != nil {
+		t.Fatalf("move: %v", err)
+	}
+	checkBucket(t, srv, bucket, map[string]string{
+		prefix + tag + "/link":                                     "tag", // written after past: stays
+		prefix + quarantine + rev + "/link":                        "revision",
+		prefix + web + "/tags/v1/current/link":                     "web tag",
+		prefix + web + "/revisions/sha256/bb/link":                 "web revision",
+		prefix + quarantine + layout.RepoDir("old") + "/_layers/x": "old layer",
+	})
+	// The named file's condition was the copy's own: no HEAD for the listed ones.
+	if req := b.Requests(); req["CopyObject"] != 3 {
+		t.Logf("requests: %v", req)
+		t.Errorf("%d CopyObject, want 3: the tag (refused), the revision, the old layer", req["CopyObject"])
+	}
 }
 
 // checkBucket compares the whole bucket, keys and contents, with want.

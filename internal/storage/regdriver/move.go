@@ -6,6 +6,7 @@ import (
 	iofs "io/fs"
 	"strings"
 	"sync"
+	"time"
 	"unicode/utf8"
 
 	"golang.org/x/sync/errgroup"
@@ -25,9 +26,15 @@ var _ storage.Mover = (*DriverBackend)(nil)
 // stores, which have no directories: nothing is left of a unit once its files are
 // gone (the filesystem driver, used in tests, leaves its empty directories).
 func (b *DriverBackend) Move(ctx context.Context, moves []storage.Move) error {
-	type pair struct{ src, dst string } // driver paths
+	type pair struct {
+		src, dst string    // driver paths
+		since    time.Time // storage.Move.UnmodifiedSince, for a file not stat'ed yet
+	}
 	var pairs []pair
-	type listing struct{ dir, to string }
+	type listing struct {
+		dir, to string
+		since   time.Time
+	}
 	var unknown []listing
 	for _, m := range moves {
 		dir, to := strings.Trim(m.Dir, "/"), strings.Trim(m.To, "/")
@@ -42,7 +49,7 @@ func (b *DriverBackend) Move(ctx context.Context, moves []storage.Move) error {
 			return fmt.Errorf("refusing to move %s to %s: one holds the other", dir, to)
 		}
 		if len(m.Files) == 0 {
-			unknown = append(unknown, listing{dir, to})
+			unknown = append(unknown, listing{dir, to, m.UnmodifiedSince})
 			continue
 		}
 		for _, f := range m.Files {
@@ -50,7 +57,7 @@ func (b *DriverBackend) Move(ctx context.Context, moves []storage.Move) error {
 			if !iofs.ValidPath(dir+"/"+f) || !iofs.ValidPath(to+"/"+f) {
 				return fmt.Errorf("invalid file %q in %s", f, m.Dir)
 			}
-			pairs = append(pairs, pair{"/" + dir + "/" + f, "/" + to + "/" + f})
+			pairs = append(pairs, pair{"/" + dir + "/" + f, "/" + to + "/" + f, m.UnmodifiedSince})
 		}
 	}
 	type item struct {
@@ -89,8 +96,11 @@ func (b *DriverBackend) Move(ctx context.Context, moves []storage.Move) error {
 				push(item{e, it.unit})
 				continue
 			}
+			if modifiedAfter(fi.ModTime(), l.since) {
+				continue // written since: it stays
+			}
 			mu.Lock()
-			pairs = append(pairs, pair{e, "/" + l.to + "/" + rel})
+			pairs = append(pairs, pair{e, "/" + l.to + "/" + rel, time.Time{}})
 			mu.Unlock()
 		}
 		return nil
@@ -101,13 +111,26 @@ func (b *DriverBackend) Move(ctx context.Context, moves []storage.Move) error {
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(b.jobs)
 	for _, p := range pairs {
-		g.Go(func() error { return b.moveFile(gctx, p.src, p.dst) })
+		g.Go(func() error { return b.moveFile(gctx, p.src, p.dst, p.since) })
 	}
 	return g.Wait()
 }
 
-// moveFile moves one file; a missing source counts as moved.
-func (b *DriverBackend) moveFile(ctx context.Context, src, dst string) error {
+// moveFile moves one file; a missing source counts as moved, and one written after
+// since (when set) stays.
+func (b *DriverBackend) moveFile(ctx context.Context, src, dst string, since time.Time) error {
+	if !since.IsZero() {
+		b.count("Stat")
+		fi, err := b.d.Stat(ctx, src)
+		switch {
+		case notFound(err):
+			return nil
+		case err != nil:
+			return fmt.Errorf("moving %s: stat: %w", src[1:], err)
+		case modifiedAfter(fi.ModTime(), since):
+			return nil
+		}
+	}
 	b.count("Stat")
 	_, err := b.d.Stat(ctx, dst)
 	switch {
@@ -128,3 +151,6 @@ func (b *DriverBackend) moveFile(ctx context.Context, src, dst string) error {
 	}
 	return nil
 }
+
+// modifiedAfter tells whether t is after since (never when since is zero).
+func modifiedAfter(t, since time.Time) bool { return !since.IsZero() && t.After(since) }

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/distribution/distribution/v3/registry/storage/driver/factory"
 	_ "github.com/distribution/distribution/v3/registry/storage/driver/inmemory"
@@ -130,6 +131,57 @@ func TestDriverMove(t *testing.T) {
 		}
 	}
 	check("after refused moves")
+}
+
+// A move with UnmodifiedSince leaves in place the files written after it, named or
+// listed, and moves the older ones.
+func TestDriverMoveUnmodifiedSince(t *testing.T) {
+	ctx := context.Background()
+	root := t.TempDir()
+	since := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
+	files := map[string]time.Time{
+		"repositories/a/_manifests/tags/v1/current/link":         since.Add(time.Hour), // pushed again
+		"repositories/a/_manifests/revisions/sha256/aa/link":     since.Add(-time.Hour),
+		"repositories/b/_manifests/tags/v1/current/link":         since.Add(time.Hour),
+		"repositories/b/_manifests/tags/v1/index/sha256/bb/link": since.Add(-time.Hour),
+	}
+	for p, mt := range files {
+		full := filepath.Join(root, filepath.FromSlash(p))
+		if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(full, []byte(p), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chtimes(full, mt, mt); err != nil {
+			t.Fatal(err)
+		}
+	}
+	d, err := factory.Create(ctx, "filesystem", map[string]any{"rootdirectory": root})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := Wrap(d, "test", 2)
+	moves := []storage.Move{
+		{Unit: storage.Unit{Dir: "repositories/a/_manifests/tags/v1/current", Files: []string{"link"}}, To: "q/a/tags/v1/current", UnmodifiedSince: since},
+		{Unit: storage.Unit{Dir: "repositories/a/_manifests/revisions/sha256/aa", Files: []string{"link"}}, To: "q/a/revisions/sha256/aa", UnmodifiedSince: since},
+		{Unit: storage.Unit{Dir: "repositories/b"}, To: "q/b", UnmodifiedSince: since},
+	}
+	if err := b.Move(ctx, moves); err != nil {
+		t.Fatal(err)
+	}
+	for p, want := range map[string]bool{
+		"repositories/a/_manifests/tags/v1/current/link":     true,
+		"q/a/revisions/sha256/aa/link":                       true,
+		"repositories/a/_manifests/revisions/sha256/aa/link": false,
+		"repositories/b/_manifests/tags/v1/current/link":     true,
+		"q/b/_manifests/tags/v1/index/sha256/bb/link":        true,
+		"q/b/_manifests/tags/v1/current/link":                false,
+	} {
+		if _, err := os.Stat(filepath.Join(root, filepath.FromSlash(p))); (err == nil) != want {
+			t.Errorf("%s: there %v, want %v", p, err == nil, want)
+		}
+	}
 }
 
 // The in-memory driver has no directories on disk: a tree moves whole, back and

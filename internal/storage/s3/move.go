@@ -67,7 +67,8 @@ func (b *Backend) copyProbe() *copyProbe {
 type moveFile struct {
 	src, dst string // keys
 	size     int64
-	fresh    bool // see storage.Move.Fresh
+	fresh    bool      // see storage.Move.Fresh
+	since    time.Time // see storage.Move.UnmodifiedSince
 }
 
 // Move copies every file of the units server-side (CopyObject; in parts above
@@ -82,6 +83,7 @@ func (b *Backend) Move(ctx context.Context, moves []storage.Move) error {
 	type listing struct {
 		srcPrefix, to string
 		fresh         bool
+		since         time.Time
 	}
 	var unknown []listing
 	for _, m := range moves {
@@ -100,7 +102,7 @@ func (b *Backend) Move(ctx context.Context, moves []storage.Move) error {
 			return fmt.Errorf("refusing to move %s to %s: one holds the other", dir, to)
 		}
 		if len(m.Files) == 0 {
-			unknown = append(unknown, listing{dirPrefix(b.prefix, dir), to, m.Fresh})
+			unknown = append(unknown, listing{dirPrefix(b.prefix, dir), to, m.Fresh, m.UnmodifiedSince})
 			continue
 		}
 		for _, f := range m.Files {
@@ -112,7 +114,7 @@ func (b *Backend) Move(ctx context.Context, moves []storage.Move) error {
 			if err != nil {
 				return fmt.Errorf("invalid file %q in %s", f, m.Dir)
 			}
-			files = append(files, moveFile{src: src, dst: dst, size: -1, fresh: m.Fresh})
+			files = append(files, moveFile{src: src, dst: dst, size: -1, fresh: m.Fresh, since: m.UnmodifiedSince})
 		}
 	}
 	if len(unknown) > 0 {
@@ -131,11 +133,14 @@ func (b *Backend) Move(ctx context.Context, moves []storage.Move) error {
 						sources = append(sources, key)
 						return nil
 					}
+					if modifiedAfter(o.LastModified, l.since) {
+						return nil // written since: stays (the copy checks again)
+					}
 					dst, err := b.key(l.to + "/" + rel)
 					if err != nil {
 						return fmt.Errorf("cannot move %q: its name is not a storage path", key)
 					}
-					files = append(files, moveFile{src: key, dst: dst, size: aws.ToInt64(o.Size), fresh: l.fresh})
+					files = append(files, moveFile{src: key, dst: dst, size: aws.ToInt64(o.Size), fresh: l.fresh, since: l.since})
 					return nil
 				})
 			})
@@ -216,11 +221,29 @@ func (b *Backend) moveCopy(ctx context.Context, f moveFile, conditional bool) (r
 	if conditional {
 		in.IfNoneMatch = aws.String("*")
 	}
+	if !f.since.IsZero() {
+		in.CopySourceIfUnmodifiedSince = aws.Time(f.since)
+	}
 	if err := b.acquire(ctx); err != nil {
 		return false, err
 	}
 	_, cerr := b.client.CopyObject(ctx, in)
 	b.release()
+	if !f.since.IsZero() && isConditionFailed(cerr) && !isConflict(cerr) {
+		// The source was written since, or (with If-None-Match) the destination
+		// exists: the source's time tells which.
+		head, herr := b.head(ctx, f.src)
+		switch {
+		case isNotFound(herr):
+			return false, nil
+		case herr != nil:
+			return false, fmt.Errorf("moving %s: stat: %w", src, herr)
+		case modifiedAfter(head.LastModified, f.since), !conditional:
+			// Written since (the server's word for it, whatever the resolution of
+			// the time it lists): it stays, which is always safe.
+			return false, nil
+		}
+	}
 	switch {
 	case cerr == nil:
 		return true, nil
@@ -278,6 +301,9 @@ func (b *Backend) copyMultipart(ctx context.Context, f moveFile, head *s3.HeadOb
 			return false, fmt.Errorf("moving %s: stat: %w", src, err)
 		}
 		head = h
+	}
+	if modifiedAfter(head.LastModified, f.since) {
+		return false, nil // written since: it stays (see storage.Move.UnmodifiedSince)
 	}
 	size := aws.ToInt64(head.ContentLength)
 	part := max(MultipartCopyPartSize, (size+maxCopyParts-1)/maxCopyParts, 1)
@@ -473,4 +499,10 @@ func isBadRequest(err error) bool {
 	}
 	var re *awshttp.ResponseError
 	return errors.As(err, &re) && re.HTTPStatusCode() == http.StatusBadRequest
+}
+
+// modifiedAfter tells whether an object's time is after since (never when since is
+// zero: no condition).
+func modifiedAfter(t *time.Time, since time.Time) bool {
+	return !since.IsZero() && t != nil && t.After(since)
 }
