@@ -173,7 +173,12 @@ func Run(ctx context.Context, b storage.Backend, opts Options) (*report.Report, 
 		var res execute.Result
 		eopts := execute.Options{Jobs: jobs, PhaseDone: logLines, Progress: opts.Progress}
 		if journal != nil {
-			eopts.Quarantine, eopts.QuarantineSince = journal.Dir, journal.Since
+			eopts.Quarantine = journal.Dir
+			if opts.Online != nil {
+				// A live registry may write again what the plan deletes: its new
+				// links stay. Offline, nothing writes: every planned file moves.
+				eopts.QuarantineSince = journal.Since
+			}
 		}
 		res, err = execute.Run(ctx, b, p, eopts)
 		rep.SetApplied(res)
