@@ -7,6 +7,7 @@ import (
 	"io"
 	"iter"
 	"strings"
+	"sync"
 	"text/tabwriter"
 	"time"
 
@@ -14,6 +15,7 @@ import (
 
 	"github.com/clean-registry/clean-registry/v2/internal/inventory"
 	"github.com/clean-registry/clean-registry/v2/internal/layout"
+	"github.com/clean-registry/clean-registry/v2/internal/progress"
 	"github.com/clean-registry/clean-registry/v2/internal/report"
 	"github.com/clean-registry/clean-registry/v2/internal/runtime/docker"
 	"github.com/clean-registry/clean-registry/v2/internal/storage"
@@ -101,6 +103,8 @@ func duFlags(prog string, cmd *duCmd, help *bool) *pflag.FlagSet {
 	flags.StringVar(&o.config, "config", "", "The registry's config.yml.")
 	flags.BoolVarP(&o.volume, "volume", "v", false, "The target is a Docker volume.")
 	flags.BoolVar(&o.json, "json", false, "Print one JSON document on stdout instead of text.")
+	flags.StringVar(&o.progress, "progress", progressAuto, "Progress bars on stderr (the scan, the blob sizes): "+
+		"auto (on a terminal), always or never.")
 	flags.IntVarP(&o.jobs, "jobs", "j", defaultJobs(), jobsUsage())
 	flags.BoolVarP(help, "help", "h", false, "Show this help and exit.")
 	return flags
@@ -130,6 +134,8 @@ func parseDu(prog string, args []string, stdout io.Writer) (cmd duCmd, out duOut
 		return cmd, duUsageError("--jobs must be within 1..%d, not %d", MaxJobs, o.jobs), true
 	case cmd.top < 0:
 		return cmd, duUsageError("--top must be 0 (all) or more, not %d", cmd.top), true
+	case checkProgressMode(o.progress) != nil:
+		return cmd, duUsageError("%v", checkProgressMode(o.progress)), true
 	}
 	positional := flags.Args()
 	if o.root == "" && o.config == "" {
@@ -194,15 +200,26 @@ func execDu(ctx context.Context, cmd duCmd, stdout, stderr io.Writer) duOutcome 
 		}
 	}
 	doc.Storage = b.String()
-	inv, err := inventory.Scan(ctx, b, cmd.o.jobs)
+	var tr *progress.Tracker
+	stop := func() {}
+	if progressOn(cmd.o.progress, false, stderr) {
+		tr = progress.New()
+		_, stop = startProgress(tr, stderr, nil)
+		stop = sync.OnceFunc(stop) // ended before the table, or on the way out
+		defer stop()
+	}
+	inv, err := inventory.ScanTracked(ctx, b, cmd.o.jobs, tr)
 	if err != nil {
 		return fail("scan", err)
 	}
 	// A filesystem walk does not stat: a blob's size is read here, once, unless
 	// its listing (object stores) or its reading as a manifest gave it.
-	if err := inv.Complete(ctx, b, unsizedBlobs(inv), cmd.o.jobs); err != nil {
+	st := tr.Begin("reading blob sizes", "blobs", -1)
+	if err := inv.CompleteTracked(ctx, b, unsizedBlobs(inv), cmd.o.jobs, st); err != nil {
 		return fail("scan", fmt.Errorf("reading blob sizes: %w", err))
 	}
+	st.End()
+	stop()
 	u := usage.Compute(inv)
 	doc.Problems = len(inv.Problems)
 	doc.Totals, doc.Notes = &u.Totals, u.Notes

@@ -102,4 +102,16 @@ func TestProgressFlag(t *testing.T) {
 	if (code != ExitOK && code != ExitBroken) || !strings.Contains(stderr, "verifying digests") {
 		t.Fatalf("check: exit %d, stderr %q", code, stderr)
 	}
+	code, stdout, stderr = cli("du", "--root", root, "--progress=always")
+	if code != ExitOK || !strings.Contains(stderr, "scanning") || !strings.Contains(stderr, "reading blob sizes") ||
+		!strings.Contains(stdout, "UNIQUE") {
+		t.Fatalf("du: exit %d, stdout %q, stderr %q", code, stdout, stderr)
+	}
+	if code, _, stderr = cli("du", "--root", root, "--progress=never"); code != ExitOK || stderr != "" {
+		t.Fatalf("du --progress=never: exit %d, stderr %q", code, stderr)
+	}
+	if code, _, stderr = cli("du", "--root", root, "--progress=bogus"); code != ExitUsage ||
+		!strings.Contains(stderr, `--progress must be auto, always or never, not "bogus"`) {
+		t.Fatalf("du bogus: exit %d, stderr %q", code, stderr)
+	}
 }
