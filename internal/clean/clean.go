@@ -53,7 +53,9 @@ type Options struct {
 	// (see internal/online); zero deletes it for good.
 	KeepDeleted time.Duration
 	// Progress, when set, is told how far the run has got, stage by stage: the scan,
-	// the reading of push times, sizes and times, each deletion phase. nil: nothing.
+	// the reading of push times, sizes and times, each deletion phase; an online
+	// run's settle, verification, putting back and purge of its quarantine, as those
+	// of an interrupted run's quarantine and of expired trash. nil: nothing.
 	Progress *progress.Tracker
 	// Log receives one line per deletion, in plan order: as planned in a dry run, as
 	// applied (phase by phase) in a real run. nil: silent.
@@ -107,7 +109,7 @@ func Run(ctx context.Context, b storage.Backend, opts Options) (*report.Report, 
 	inv, err := inventory.ScanTracked(ctx, b, jobs, opts.Progress)
 	if err != nil {
 		if journal != nil {
-			err = errors.Join(err, online.Purge(context.WithoutCancel(ctx), b, &online.Quarantine{Run: journal.Run}, jobs))
+			err = errors.Join(err, online.Purge(context.WithoutCancel(ctx), b, &online.Quarantine{Run: journal.Run}, jobs, nil))
 		}
 		return nil, err
 	}
@@ -189,10 +191,10 @@ func Run(ctx context.Context, b storage.Backend, opts Options) (*report.Report, 
 		case opts.Online != nil:
 			// Also after a failed execution: what was moved may be needed back now,
 			// not only when a later run recovers the quarantine.
-			err = errors.Join(err, finishOnline(ctx, b, journal, *opts.Online, rep, jobs))
+			err = errors.Join(err, finishOnline(ctx, b, journal, *opts.Online, rep, jobs, opts.Progress))
 		default:
 			// Offline: nothing can have needed it meanwhile; it becomes the trash.
-			err = errors.Join(err, keepTrash(ctx, b, journal, rep, jobs))
+			err = errors.Join(err, keepTrash(ctx, b, journal, rep, jobs, opts.Progress))
 		}
 		if err != nil {
 			rep.Error = err.Error()

@@ -131,9 +131,10 @@ func (v *progressView) update(final bool) {
 // draw shows snap on the bar of the current stage.
 func (v *progressView) draw(snap progress.Snapshot) {
 	// The rate is the stage's own, since it began (the bar's would count the first
-	// refresh's jump over no time at all), once it means something.
+	// refresh's jump over no time at all), once it means something; a wait's
+	// seconds have no rate.
 	var details []string
-	if snap.Elapsed >= time.Second/2 {
+	if snap.Elapsed >= time.Second/2 && snap.Unit != progress.Seconds {
 		details = append(details, fmt.Sprintf("%.0f %s/s", snap.Rate(), snap.Unit))
 	}
 	if snap.TotalBytes > 0 {

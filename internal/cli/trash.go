@@ -17,6 +17,7 @@ import (
 	"github.com/clean-registry/clean-registry/v2/internal/manifest"
 	"github.com/clean-registry/clean-registry/v2/internal/online"
 	"github.com/clean-registry/clean-registry/v2/internal/policy"
+	"github.com/clean-registry/clean-registry/v2/internal/progress"
 	"github.com/clean-registry/clean-registry/v2/internal/report"
 	"github.com/clean-registry/clean-registry/v2/internal/runtime/docker"
 	"github.com/clean-registry/clean-registry/v2/internal/storage"
@@ -150,6 +151,10 @@ func trashFlags(prog, name string, cmd *trashCmd, help *bool) *pflag.FlagSet {
 	}
 	flags.BoolVar(&o.json, "json", false, "Print one JSON document on stdout instead of text.")
 	flags.BoolVarP(&o.quiet, "quiet", "q", false, "No output but errors.")
+	if name != "list" {
+		flags.StringVar(&o.progress, "progress", progressAuto, "purge, restore: progress bars on stderr (the files "+
+			"planned, put back, purged): auto (on a terminal), always or never; never with -q.")
+	}
 	flags.IntVarP(&o.jobs, "jobs", "j", defaultJobs(), jobsUsage())
 	flags.Var((*policy.DurationFlag)(&o.wait), "wait", "When a real run holds the storage's lock, wait up to this long for it (default 0: exit 1 at once).")
 	flags.BoolVarP(help, "help", "h", false, "Show this help and exit.")
@@ -203,6 +208,8 @@ func parseTrash(prog string, args []string, stdout io.Writer) (cmd trashCmd, out
 		return cmd, trashUsageError("--jobs must be within 1..%d, not %d", MaxJobs, o.jobs), true
 	case o.online && o.stop:
 		return cmd, trashUsageError("--online and --stop exclude each other"), true
+	case cmd.name != "list" && checkProgressMode(o.progress) != nil:
+		return cmd, trashUsageError("%v", checkProgressMode(o.progress)), true
 	}
 	positional := flags.Args()
 	direct := o.root != "" || o.config != ""
@@ -280,6 +287,15 @@ func execTrash(ctx context.Context, prog string, cmd trashCmd, stdout, stderr io
 	if cmd.o.quiet || cmd.o.json {
 		text = io.Discard
 	}
+	// Progress bars on stderr: the command's own lines go through them (see
+	// startProgress), and they end before its errors or document are written.
+	var tr *progress.Tracker
+	if cmd.name != "list" && progressOn(cmd.o.progress, cmd.o.quiet, stderr) {
+		tr = progress.New()
+		var stop func()
+		text, stop = startProgress(tr, stderr, text)
+		defer stop()
+	}
 	fail := func(stage string, err error) trashOutcome {
 		doc.Seconds = time.Since(started).Seconds()
 		return trashOutcome{code: ExitError, doc: doc, err: err, stage: stage}
@@ -336,11 +352,11 @@ func execTrash(ctx context.Context, prog string, cmd trashCmd, stdout, stderr io
 	case "list":
 		err = listTrash(ctx, b, cmd, doc, text)
 	case "purge":
-		err = withRegistry(ctx, func(ctx context.Context) error { return purgeTrash(ctx, prog, b, cmd, doc, text) })
+		err = withRegistry(ctx, func(ctx context.Context) error { return purgeTrash(ctx, prog, b, cmd, doc, text, tr) })
 	case "restore":
 		err = withRegistry(ctx, func(ctx context.Context) error {
 			var rerr error
-			failures, rerr = restoreRun(ctx, prog, b, cmd, doc, text)
+			failures, rerr = restoreRun(ctx, prog, b, cmd, doc, text, tr)
 			return rerr
 		})
 	}
@@ -478,8 +494,8 @@ func listTrash(ctx context.Context, b storage.Backend, cmd trashCmd, doc *trashD
 
 // purgeTrash deletes runs of the trash for good: those named, or all (that began
 // before --older-than). A pending quarantine is never purged here: the next real
-// run verifies it first.
-func purgeTrash(ctx context.Context, prog string, b storage.Backend, cmd trashCmd, doc *trashDoc, w io.Writer) error {
+// run verifies it first. tr counts each run's purge.
+func purgeTrash(ctx context.Context, prog string, b storage.Backend, cmd trashCmd, doc *trashDoc, w io.Writer, tr *progress.Tracker) error {
 	qs, err := online.Load(ctx, b)
 	if err != nil {
 		return err
@@ -532,7 +548,7 @@ func purgeTrash(ctx context.Context, prog string, b storage.Backend, cmd trashCm
 			return err
 		}
 		if !cmd.o.dryRun {
-			if err := online.Purge(ctx, b, q, cmd.o.jobs); err != nil {
+			if err := online.Purge(ctx, b, q, cmd.o.jobs, tr); err != nil {
 				return fmt.Errorf("purging %s: %w", q.Run, err)
 			}
 		}
@@ -558,8 +574,9 @@ func kindName(it online.Item) string {
 }
 
 // restoreRun puts back what cmd names from its run's trash. failures are names the
-// trash holds nothing of and the storage does not hold either (exit status 1).
-func restoreRun(ctx context.Context, prog string, b storage.Backend, cmd trashCmd, doc *trashDoc, w io.Writer) (failures []string, err error) {
+// trash holds nothing of and the storage does not hold either (exit status 1). tr
+// counts the planning, the check of what the images need, the putting back.
+func restoreRun(ctx context.Context, prog string, b storage.Backend, cmd trashCmd, doc *trashDoc, w io.Writer, tr *progress.Tracker) (failures []string, err error) {
 	run := cmd.runs[0]
 	doc.Run = run
 	q, err := online.LoadRun(ctx, b, run)
@@ -574,7 +591,7 @@ func restoreRun(ctx context.Context, prog string, b storage.Backend, cmd trashCm
 		}
 		if left {
 			if !cmd.o.dryRun {
-				if err := online.Purge(ctx, b, q, cmd.o.jobs); err != nil {
+				if err := online.Purge(ctx, b, q, cmd.o.jobs, tr); err != nil {
 					return nil, err
 				}
 			}
@@ -587,7 +604,7 @@ func restoreRun(ctx context.Context, prog string, b storage.Backend, cmd trashCm
 		// A purge (a whole restore's last step) stopped with nothing left but the
 		// journal: end it; there is nothing to restore.
 		if !cmd.o.dryRun {
-			if err := online.Purge(ctx, b, q, cmd.o.jobs); err != nil {
+			if err := online.Purge(ctx, b, q, cmd.o.jobs, tr); err != nil {
 				return nil, err
 			}
 		}
@@ -595,11 +612,11 @@ func restoreRun(ctx context.Context, prog string, b storage.Backend, cmd trashCm
 		return nil, fmt.Errorf("run %s was being purged when its purge stopped: what is left of it may not hold whole images, "+
 			"and is not restored (%s trash purge %s finishes the purge)", run, prog, run)
 	}
-	plan, err := online.PlanRestore(ctx, b, q, cmd.selectors)
+	plan, err := online.PlanRestore(ctx, b, q, cmd.selectors, tr)
 	if err != nil {
 		return nil, err
 	}
-	elsewhere, lost, err := missingParts(ctx, b, q, plan.Items)
+	elsewhere, lost, err := missingParts(ctx, b, q, plan.Items, tr)
 	if err != nil {
 		return nil, err
 	}
@@ -632,7 +649,7 @@ func restoreRun(ctx context.Context, prog string, b storage.Backend, cmd trashCm
 	}
 	counts := map[string]int{}
 	if !cmd.o.dryRun && len(plan.Items) > 0 {
-		if err := online.PutBack(ctx, b, q, plan.Items, cmd.o.jobs); err != nil {
+		if err := online.PutBack(ctx, b, q, plan.Items, cmd.o.jobs, tr); err != nil {
 			return nil, err
 		}
 	}
@@ -670,10 +687,20 @@ func restoreRun(ctx context.Context, prog string, b storage.Backend, cmd trashCm
 // its index children. A part neither in the storage nor among items makes the
 // image incomplete: when another run's trash holds it (a later run deleted it
 // once nothing else kept it), elsewhere names it and that run; else lost does.
-func missingParts(ctx context.Context, b storage.Backend, q *online.Quarantine, items []online.Item) (elsewhere, lost []string, err error) {
+// tr's stage "checking what the images need" counts the manifests checked.
+func missingParts(ctx context.Context, b storage.Backend, q *online.Quarantine, items []online.Item, tr *progress.Tracker) (elsewhere, lost []string, err error) {
 	back := map[string]bool{}
+	var manifests int64
 	for _, it := range items {
 		back[it.Path()] = true
+		if it.Kind == layout.KindRevisionLink {
+			manifests++
+		}
+	}
+	var st *progress.Stage
+	if manifests > 0 {
+		st = tr.Begin("checking what the images need", "manifests", manifests)
+		defer st.End()
 	}
 	exists := func(p string) (bool, error) {
 		if back[p] {
@@ -718,6 +745,7 @@ func missingParts(ctx context.Context, b storage.Backend, q *online.Quarantine, 
 				missing = append(missing, p)
 			}
 		}
+		st.Add(1)
 	}
 	if len(missing) == 0 {
 		return nil, nil, nil

@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/clean-registry/clean-registry/v2/internal/layout"
+	"github.com/clean-registry/clean-registry/v2/internal/progress"
 	"github.com/clean-registry/clean-registry/v2/internal/storage"
 	"golang.org/x/sync/errgroup"
 )
@@ -228,9 +229,9 @@ func load(ctx context.Context, b storage.Backend, dir string, walk func(func(sto
 	return out, nil
 }
 
-// Finish ends a verified quarantine: purged, or, when its run keeps what it
-// deleted, recorded as trash until it expires.
-func Finish(ctx context.Context, b storage.Backend, q *Quarantine, jobs int) (trash bool, err error) {
+// Finish ends a verified quarantine: purged (counted in tr, see Purge), or, when its
+// run keeps what it deleted, recorded as trash until it expires.
+func Finish(ctx context.Context, b storage.Backend, q *Quarantine, jobs int, tr *progress.Tracker) (trash bool, err error) {
 	if w, ok := b.(storage.Writer); ok && q.Journal != nil {
 		j := *q.Journal
 		j.Verified = true
@@ -245,13 +246,15 @@ func Finish(ctx context.Context, b storage.Backend, q *Quarantine, jobs int) (tr
 			return true, nil
 		}
 	}
-	return false, Purge(ctx, b, q, jobs)
+	return false, Purge(ctx, b, q, jobs, tr)
 }
 
 // Purge deletes a run's quarantine: its files first, in parallel batches as a
 // run's deletions go (when q is listed), then what is left of its directories, its
-// journal last, so that a journal always describes what is left.
-func Purge(ctx context.Context, b storage.Backend, q *Quarantine, jobs int) error {
+// journal last, so that a journal always describes what is left. The files are
+// counted, batch by batch, in a stage of tr: "purging the trash" for a trash,
+// "purging the quarantine" for a quarantine.
+func Purge(ctx context.Context, b storage.Backend, q *Quarantine, jobs int, tr *progress.Tracker) error {
 	if w, ok := b.(storage.Writer); ok && q.Journal.IsTrash() && !q.Journal.Purging {
 		j := *q.Journal
 		j.Purging = true
@@ -261,6 +264,12 @@ func Purge(ctx context.Context, b storage.Backend, q *Quarantine, jobs int) erro
 		q.Journal = &j
 	}
 	if q.Listed && len(q.Files) > 0 {
+		name := "purging the quarantine"
+		if q.Journal.IsTrash() {
+			name = "purging the trash"
+		}
+		st := tr.Begin(name, "files", int64(len(q.Files)))
+		defer st.End()
 		const batch = 1000
 		g, gctx := errgroup.WithContext(ctx)
 		g.SetLimit(max(jobs, 1))
@@ -271,7 +280,11 @@ func Purge(ctx context.Context, b storage.Backend, q *Quarantine, jobs int) erro
 				for i, f := range files {
 					units[i] = storage.Unit{Dir: layout.Quarantined(q.Run, path.Dir(f.Path)), Files: []string{path.Base(f.Path)}}
 				}
-				return b.Delete(gctx, units)
+				if err := b.Delete(gctx, units); err != nil {
+					return err
+				}
+				st.Add(int64(len(units)))
+				return nil
 			})
 		}
 		if err := g.Wait(); err != nil {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/clean-registry/clean-registry/v2/internal/layout"
 	"github.com/clean-registry/clean-registry/v2/internal/manifest"
+	"github.com/clean-registry/clean-registry/v2/internal/progress"
 	"github.com/clean-registry/clean-registry/v2/internal/storage"
 )
 
@@ -24,8 +25,10 @@ type Result struct {
 	Blind error
 }
 
-// Verify puts back from q what the live registry needs (see needed).
-func Verify(ctx context.Context, b storage.Backend, q *Quarantine, jobs int) (Result, error) {
+// Verify puts back from q what the live registry needs (see needed). tr, when not
+// nil, is told how far it got: the listing of the live registry, the times read
+// (which a filesystem's listing does not give), what is put back (see restore).
+func Verify(ctx context.Context, b storage.Backend, q *Quarantine, jobs int, tr *progress.Tracker) (Result, error) {
 	res := Result{Files: len(q.Files)}
 	if len(q.Files) == 0 {
 		return res, nil
@@ -39,11 +42,17 @@ func Verify(ctx context.Context, b storage.Backend, q *Quarantine, jobs int) (Re
 	if q.Journal != nil {
 		since = q.Journal.Since
 	}
-	lv, err := scanLive(ctx, b, c, since, jobs)
+	st := tr.Begin("verifying the quarantine: listing", "files", -1)
+	defer func() { st.End() }()
+	lv, err := scanLive(ctx, b, c, st)
 	if err != nil {
 		return res, err
 	}
-	written, err := writtenSinceMoved(ctx, b, q.Run, c, since, jobs)
+	st = tr.Begin("verifying the quarantine: reading times", "links", 0) // found as it goes
+	if err := lv.readTimes(ctx, b, since, jobs, st); err != nil {
+		return res, err
+	}
+	written, err := writtenSinceMoved(ctx, b, q.Run, c, since, jobs, st)
 	if err != nil {
 		return res, err
 	}
@@ -66,7 +75,8 @@ func Verify(ctx context.Context, b storage.Backend, q *Quarantine, jobs int) (Re
 	} else if err != nil {
 		return res, err
 	}
-	if err := restore(ctx, mover, q.Run, items); err != nil {
+	st.End()
+	if err := restore(ctx, mover, q.Run, items, tr); err != nil {
 		return res, err
 	}
 	res.Restored = items
@@ -109,8 +119,9 @@ func readTag(ctx context.Context, b storage.Backend, quarantine string, rt repoT
 // since it began: a push that completed between the scan and the move (e.g. into a
 // tag directory the scan found still empty, which the run deleted as a remnant), so
 // the registry acknowledged it and the run took it away. Only movers that keep
-// times can tell; on the others such a tag goes with the run, as documented.
-func writtenSinceMoved(ctx context.Context, b storage.Backend, run string, c *contents, since time.Time, jobs int) (map[repoTag]bool, error) {
+// times can tell; on the others such a tag goes with the run, as documented. st
+// counts the links stat'ed.
+func writtenSinceMoved(ctx context.Context, b storage.Backend, run string, c *contents, since time.Time, jobs int, st *progress.Stage) (map[repoTag]bool, error) {
 	tm, ok := b.(storage.TimeKeepingMover)
 	if !ok || !tm.MovesKeepTimes() || since.IsZero() || len(c.tags) == 0 {
 		return nil, nil
@@ -121,7 +132,7 @@ func writtenSinceMoved(ctx context.Context, b storage.Backend, run string, c *co
 		tags = append(tags, rt)
 		paths = append(paths, layout.Quarantined(run, layout.TagCurrentLink(rt.repo, rt.tag)))
 	}
-	times, gone, err := statAll(ctx, b, paths, jobs)
+	times, gone, err := statAll(ctx, b, paths, jobs, st)
 	if err != nil {
 		return nil, err
 	}
@@ -145,8 +156,14 @@ func everything(q *Quarantine, why string) []Item {
 }
 
 // restore moves items back, in the order that keeps every image whole at each
-// step: blobs, then the links naming them, tags last.
-func restore(ctx context.Context, m storage.Mover, run string, items []Item) error {
+// step: blobs, then the links naming them, tags last; tr's stage "putting back"
+// counts them, batch by batch.
+func restore(ctx context.Context, m storage.Mover, run string, items []Item, tr *progress.Tracker) error {
+	if len(items) == 0 {
+		return nil
+	}
+	st := tr.Begin("putting back", "files", int64(len(items)))
+	defer st.End()
 	rank := func(k layout.Kind) int {
 		switch k {
 		case layout.KindBlobData:
@@ -177,19 +194,20 @@ func restore(ctx context.Context, m storage.Mover, run string, items []Item) err
 		if err := m.Move(ctx, moves); err != nil {
 			return fmt.Errorf("putting back from the quarantine: %w", err)
 		}
+		st.Add(int64(len(moves)))
 	}
 	return nil
 }
 
-// RestoreAll puts back everything q holds.
-func RestoreAll(ctx context.Context, b storage.Backend, q *Quarantine, why string) (Result, error) {
+// RestoreAll puts back everything q holds, counted in tr (see restore).
+func RestoreAll(ctx context.Context, b storage.Backend, q *Quarantine, why string, tr *progress.Tracker) (Result, error) {
 	res := Result{Files: len(q.Files)}
 	mover, ok := b.(storage.Mover)
 	if !ok {
 		return res, fmt.Errorf("%s: this storage cannot move files back from the quarantine", b)
 	}
 	items := everything(q, why)
-	if err := restore(ctx, mover, q.Run, items); err != nil {
+	if err := restore(ctx, mover, q.Run, items, tr); err != nil {
 		return res, err
 	}
 	res.Restored = items

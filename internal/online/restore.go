@@ -7,6 +7,7 @@ import (
 
 	"github.com/clean-registry/clean-registry/v2/internal/layout"
 	"github.com/clean-registry/clean-registry/v2/internal/manifest"
+	"github.com/clean-registry/clean-registry/v2/internal/progress"
 	"github.com/clean-registry/clean-registry/v2/internal/storage"
 )
 
@@ -26,8 +27,16 @@ type RestorePlan struct {
 // PlanRestore decides what of q comes back: everything, or what the selectors name
 // with all it needs to pull (manifests, index children, referrers and signature
 // tags of the manifests it brings back, blobs and layer links). q must be listed.
-func PlanRestore(ctx context.Context, b storage.Backend, q *Quarantine, sel []Selector) (RestorePlan, error) {
+// tr's stage "planning the restore" counts the files taken, of all q's for a whole
+// restore (their total not known for a part).
+func PlanRestore(ctx context.Context, b storage.Backend, q *Quarantine, sel []Selector, tr *progress.Tracker) (RestorePlan, error) {
 	var plan RestorePlan
+	total := int64(-1)
+	if len(sel) == 0 {
+		total = int64(len(q.Files))
+	}
+	st := tr.Begin("planning the restore", "files", total)
+	defer st.End()
 	var files []trashFile
 	for _, f := range q.Files {
 		info := layout.Classify(f.Path)
@@ -40,6 +49,7 @@ func PlanRestore(ctx context.Context, b storage.Backend, q *Quarantine, sel []Se
 			return nil
 		}
 		seen[it.Path()] = true
+		st.Add(1) // a file each, where a tag costs a stat
 		it.Why = why
 		if it.Kind == layout.KindTagCurrentLink {
 			_, err := b.Stat(ctx, layout.TagCurrentLink(it.Repo, it.Tag))
@@ -220,12 +230,13 @@ func tagNeeds(ctx context.Context, b storage.Backend, q *Quarantine, repo, tag s
 
 // PutBack moves items from q back into the registry's storage, blobs first, tags
 // last; then removes q when nothing is left of it. Already there counts as done.
-func PutBack(ctx context.Context, b storage.Backend, q *Quarantine, items []Item, jobs int) error {
+// tr counts the files put back (see restore).
+func PutBack(ctx context.Context, b storage.Backend, q *Quarantine, items []Item, jobs int, tr *progress.Tracker) error {
 	mover, ok := b.(storage.Mover)
 	if !ok {
 		return fmt.Errorf("%s: this storage cannot move files back from the trash", b)
 	}
-	if err := restore(ctx, mover, q.Run, items); err != nil {
+	if err := restore(ctx, mover, q.Run, items, tr); err != nil {
 		return err
 	}
 	l, err := LoadRun(ctx, b, q.Run)
@@ -233,7 +244,7 @@ func PutBack(ctx context.Context, b storage.Backend, q *Quarantine, items []Item
 		return err
 	}
 	if len(l.Files) == 0 {
-		return Purge(ctx, b, l, jobs)
+		return Purge(ctx, b, l, jobs, tr)
 	}
 	return nil
 }

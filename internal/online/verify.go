@@ -9,6 +9,7 @@ import (
 
 	"github.com/clean-registry/clean-registry/v2/internal/layout"
 	"github.com/clean-registry/clean-registry/v2/internal/manifest"
+	"github.com/clean-registry/clean-registry/v2/internal/progress"
 	"github.com/clean-registry/clean-registry/v2/internal/storage"
 	"golang.org/x/sync/errgroup"
 )
@@ -271,10 +272,13 @@ func sortedKeys[K comparable, V any](m map[K]V, cmp func(a, b K) int) []K {
 }
 
 // scanLive lists what the registry serves now: every revision and tag, and the layer
-// links that matter to q, with the times the verification compares with since.
-func scanLive(ctx context.Context, b storage.Backend, q *contents, since time.Time, jobs int) (*live, error) {
+// links that matter to q, with their times where the listing gives them (see
+// readTimes). st counts the files listed.
+func scanLive(ctx context.Context, b storage.Backend, q *contents, st *progress.Stage) (*live, error) {
 	lv := &live{revisions: map[repoDigest]time.Time{}, tags: map[repoTag]time.Time{}, layers: map[repoDigest]bool{}}
 	var mu sync.Mutex
+	var listed int64 // files not yet added to st: counted under mu, added in batches
+	const batch = 1024
 	visit := func(f storage.File) error {
 		if f.BadName || f.Irregular || f.EmptyDir {
 			return nil
@@ -282,6 +286,10 @@ func scanLive(ctx context.Context, b storage.Backend, q *contents, since time.Ti
 		info := layout.Classify(f.Path)
 		mu.Lock()
 		defer mu.Unlock()
+		if listed++; listed == batch {
+			st.Add(listed)
+			listed = 0
+		}
 		switch info.Kind {
 		case layout.KindRevisionLink:
 			lv.revisions[repoDigest{info.Repo, info.Digest}] = f.ModTime
@@ -300,9 +308,16 @@ func scanLive(ctx context.Context, b storage.Backend, q *contents, since time.Ti
 	} else {
 		err = b.Walk(ctx, layout.RepositoriesDir, visit)
 	}
+	st.Add(listed)
 	if err != nil {
 		return nil, fmt.Errorf("listing the repositories: %w", err)
 	}
+	return lv, nil
+}
+
+// readTimes completes lv's times, with which the verification compares since.
+// st counts the links stat'ed.
+func (lv *live) readTimes(ctx context.Context, b storage.Backend, since time.Time, jobs int, st *progress.Stage) error {
 	// A filesystem walk gives no times: stat what decides. A new revision is a new
 	// directory, which changes its parent's time: a repository whose revisions
 	// directory is older than since has no new revision, and one stat tells. Tags are
@@ -320,9 +335,9 @@ func scanLive(ctx context.Context, b storage.Backend, q *contents, since time.Ti
 		repoList = append(repoList, repo)
 		dirs = append(dirs, layout.RevisionsDir(repo)+"/sha256")
 	}
-	dirTimes, _, err := statAll(ctx, b, dirs, jobs)
+	dirTimes, _, err := statAll(ctx, b, dirs, jobs, st)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	quiet := map[string]time.Time{}
 	for i, repo := range repoList {
@@ -349,9 +364,9 @@ func scanLive(ctx context.Context, b storage.Backend, q *contents, since time.Ti
 			paths = append(paths, layout.TagCurrentLink(rt.repo, rt.tag))
 		}
 	}
-	times, gone, err := statAll(ctx, b, paths, jobs)
+	times, gone, err := statAll(ctx, b, paths, jobs, st)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	for i, rd := range revs {
 		lv.revisions[rd] = times[i] // zero when gone: counts as new
@@ -363,11 +378,13 @@ func scanLive(ctx context.Context, b storage.Backend, q *contents, since time.Ti
 			lv.tags[rt] = times[j]
 		}
 	}
-	return lv, nil
+	return nil
 }
 
-// statAll stats paths in parallel: their times, and which are gone.
-func statAll(ctx context.Context, b storage.Backend, paths []string, jobs int) ([]time.Time, []bool, error) {
+// statAll stats paths in parallel: their times, and which are gone. They are added
+// to st's total, and each counted once stat'ed.
+func statAll(ctx context.Context, b storage.Backend, paths []string, jobs int, st *progress.Stage) ([]time.Time, []bool, error) {
+	st.AddTotal(int64(len(paths)))
 	times := make([]time.Time, len(paths))
 	gone := make([]bool, len(paths))
 	g, gctx := errgroup.WithContext(ctx)
@@ -383,6 +400,7 @@ func statAll(ctx context.Context, b storage.Backend, paths []string, jobs int) (
 			default:
 				times[i] = f.ModTime
 			}
+			st.Add(1) // a stat each: the count costs nothing beside it
 			return nil
 		})
 	}

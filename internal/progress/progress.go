@@ -15,6 +15,9 @@ import (
 	"time"
 )
 
+// Seconds is the unit of a stage that counts time (a wait): its rate says nothing.
+const Seconds = "seconds"
+
 // Tracker records a run's stages in the order they begin.
 type Tracker struct {
 	mu     sync.Mutex // guards stages: taken once per stage, never per unit of work
@@ -92,6 +95,14 @@ func (s *Stage) AddBytes(n int64) {
 func (s *Stage) SetTotal(n int64) {
 	if s != nil {
 		s.total.Store(n)
+	}
+}
+
+// AddTotal counts n more units to do, for a stage that finds its work as it goes
+// (begun with total 0).
+func (s *Stage) AddTotal(n int64) {
+	if s != nil {
+		s.total.Add(n)
 	}
 }
 

@@ -88,6 +88,7 @@ func TestNilDoesNothing(t *testing.T) {
 	st.AddBytes(1)
 	st.SetTotal(1)
 	st.SetTotalBytes(1)
+	st.AddTotal(1)
 	st.Follow(new(atomic.Int64))
 	st.End()
 	if st != nil || tr.Stages() != nil || tr.Len() != 0 || st.Snapshot().Total != -1 {
@@ -99,5 +100,17 @@ func TestNilDoesNothing(t *testing.T) {
 	live := New().Begin("x", "y", 1)
 	if n := testing.AllocsPerRun(100, func() { live.Add(1); live.AddBytes(2) }); n != 0 {
 		t.Fatalf("%v allocations per Add", n)
+	}
+}
+
+// A stage that finds its work as it goes grows its total from 0.
+func TestAddTotal(t *testing.T) {
+	st := New().Begin("reading times", "links", 0)
+	st.AddTotal(3)
+	st.Add(3)
+	st.AddTotal(2)
+	st.Add(1)
+	if s := st.Snapshot(); s.Done != 4 || s.Total != 5 {
+		t.Fatalf("snapshot %+v, want 4 of 5", s)
 	}
 }

@@ -422,11 +422,11 @@ func restoreAll(t *testing.T, root string) {
 		if err := q.List(ctx, b); err != nil {
 			t.Fatal(err)
 		}
-		p, err := online.PlanRestore(ctx, b, q, nil)
+		p, err := online.PlanRestore(ctx, b, q, nil, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := online.PutBack(ctx, b, q, p.Items, 4); err != nil {
+		if err := online.PutBack(ctx, b, q, p.Items, 4, nil); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -481,11 +481,11 @@ func crashingRestore(t *testing.T, root, id string, sel []online.Selector, budge
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := online.PlanRestore(ctx, b, q, sel)
+	p, err := online.PlanRestore(ctx, b, q, sel, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	err = online.PutBack(ctx, b, q, p.Items, 4)
+	err = online.PutBack(ctx, b, q, p.Items, 4, nil)
 	return b.units, err
 }
 
@@ -560,7 +560,7 @@ func TestUndoCrashPurge(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := online.Purge(ctx, b, q, 4); !errors.Is(err, errCrash) {
+		if err := online.Purge(ctx, b, q, 4, nil); !errors.Is(err, errCrash) {
 			t.Fatalf("a purge crashed after %d units returned %v", n, err)
 		}
 		sameFiles(t, "a crashed purge", want, registryFiles(t, root))
