@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/clean-registry/clean-registry/v2/internal/layout"
+	"github.com/clean-registry/clean-registry/v2/internal/layout/layouttest"
 	"github.com/clean-registry/clean-registry/v2/internal/manifest"
 	"github.com/clean-registry/clean-registry/v2/internal/storage/fs"
 )
@@ -25,13 +26,7 @@ type reg struct {
 
 func (r reg) write(p string, data []byte) {
 	r.t.Helper()
-	full := filepath.Join(r.root, filepath.FromSlash(p))
-	if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
-		r.t.Fatal(err)
-	}
-	if err := os.WriteFile(full, data, 0o644); err != nil {
-		r.t.Fatal(err)
-	}
+	layouttest.Tree{T: r.t, Root: r.root}.Write(p, data)
 }
 
 func (r reg) remove(p string) {
@@ -51,9 +46,8 @@ func (r reg) read(p string) []byte {
 }
 
 func (r reg) blob(content []byte) layout.Digest {
-	d := layout.Digest(sha256.Sum256(content))
-	r.write(layout.BlobData(d), content)
-	return d
+	r.t.Helper()
+	return layouttest.Tree{T: r.t, Root: r.root}.Blob(content)
 }
 
 func (r reg) link(p string, d layout.Digest) { r.write(p, []byte(d.String())) }

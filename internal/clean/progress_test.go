@@ -2,7 +2,6 @@ package clean
 
 import (
 	"context"
-	"crypto/sha256"
 	"os"
 	"path/filepath"
 	"slices"
@@ -10,6 +9,7 @@ import (
 	"time"
 
 	"github.com/clean-registry/clean-registry/v2/internal/layout"
+	"github.com/clean-registry/clean-registry/v2/internal/layout/layouttest"
 	"github.com/clean-registry/clean-registry/v2/internal/online"
 	"github.com/clean-registry/clean-registry/v2/internal/progress"
 	"github.com/clean-registry/clean-registry/v2/internal/storage/fs"
@@ -19,40 +19,16 @@ import (
 // image, and an untagged second image (a manifest, its config and layer).
 func sample(t *testing.T) (root string, b *fs.Backend) {
 	t.Helper()
-	root = t.TempDir()
-	write := func(p, content string) {
-		full := filepath.Join(root, filepath.FromSlash(p))
-		if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(full, []byte(content), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	blob := func(content string) layout.Digest {
-		d := layout.Digest(sha256.Sum256([]byte(content)))
-		write(layout.BlobData(d), content)
-		return d
-	}
-	image := func(repo, layer string) layout.Digest {
-		l, c := blob(layer), blob("config "+layer)
-		m := blob(`{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"digest":"` +
-			c.String() + `"},"layers":[{"digest":"` + l.String() + `"}]}`)
-		for _, d := range []layout.Digest{l, c} {
-			write(layout.LayerLink(repo, d), d.String())
-		}
-		write(layout.RevisionLink(repo, m), m.String())
-		return m
-	}
-	v1 := image("app", "one")
-	image("app", "two")
-	write(layout.TagCurrentLink("app", "v1"), v1.String())
-	write(layout.TagCurrentLink("app", "v2"), v1.String())
-	b, err := fs.New(root, 4)
+	tr := layouttest.New(t)
+	v1 := tr.Image("app", "one")
+	tr.Image("app", "two")
+	tr.Link(layout.TagCurrentLink("app", "v1"), v1)
+	tr.Link(layout.TagCurrentLink("app", "v2"), v1)
+	b, err := fs.New(tr.Root, 4)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return root, b
+	return tr.Root, b
 }
 
 // checkStages checks that the stages from the one named first on are named want,

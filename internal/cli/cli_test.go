@@ -3,7 +3,6 @@ package cli
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -11,43 +10,19 @@ import (
 	"testing"
 
 	"github.com/clean-registry/clean-registry/v2/internal/layout"
+	"github.com/clean-registry/clean-registry/v2/internal/layout/layouttest"
 )
 
 // sample writes a registry root with repository "app": tag v1 on one image, and an
 // untagged image whose blobs nothing else references.
 func sample(t *testing.T) string {
 	t.Helper()
-	root := t.TempDir()
-	write := func(p, content string) {
-		full := filepath.Join(root, filepath.FromSlash(p))
-		if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(full, []byte(content), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	blob := func(content string) layout.Digest {
-		d := layout.Digest(sha256.Sum256([]byte(content)))
-		write(layout.BlobData(d), content)
-		return d
-	}
-	image := func(repo, layer string) layout.Digest {
-		l, c := blob(layer), blob("config "+layer)
-		m := blob(`{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"digest":"` +
-			c.String() + `"},"layers":[{"digest":"` + l.String() + `"}]}`)
-		for _, d := range []layout.Digest{l, c} {
-			write(layout.LayerDir(repo, d)+"/link", d.String())
-		}
-		write(layout.RevisionDir(repo, m)+"/link", m.String())
-		return m
-	}
-	v1 := image("app", "one")
-	image("app", "two")
-	write(layout.TagCurrentLink("app", "v1"), v1.String())
-	write(layout.TagIndexDir("app", "v1", v1)+"/link", v1.String())
-	write(layout.TagCurrentLink("app", "v2"), v1.String())
-	return root
+	tr := layouttest.New(t)
+	v1 := tr.Image("app", "one")
+	tr.Image("app", "two")
+	tr.Tag("app", "v1", v1)
+	tr.Link(layout.TagCurrentLink("app", "v2"), v1)
+	return tr.Root
 }
 
 func cli(args ...string) (code int, stdout, stderr string) {

@@ -11,6 +11,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/clean-registry/clean-registry/v2/internal/layout"
+	"github.com/clean-registry/clean-registry/v2/internal/layout/layouttest"
 	"github.com/clean-registry/clean-registry/v2/internal/progress"
 	"github.com/clean-registry/clean-registry/v2/internal/storage"
 	"github.com/clean-registry/clean-registry/v2/internal/storage/fs"
@@ -22,19 +23,13 @@ type tree struct {
 }
 
 func (tr tree) write(p string, content []byte) {
-	full := filepath.Join(tr.root, filepath.FromSlash(p))
-	if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
-		tr.t.Fatal(err)
-	}
-	if err := os.WriteFile(full, content, 0o644); err != nil {
-		tr.t.Fatal(err)
-	}
+	tr.t.Helper()
+	layouttest.Tree{T: tr.t, Root: tr.root}.Write(p, content)
 }
 
 func (tr tree) blob(content string) layout.Digest {
-	d := layout.Digest(sha256.Sum256([]byte(content)))
-	tr.write(layout.BlobData(d), []byte(content))
-	return d
+	tr.t.Helper()
+	return layouttest.Tree{T: tr.t, Root: tr.root}.Blob([]byte(content))
 }
 
 func (tr tree) link(dir string, d layout.Digest) { tr.write(dir+"/link", []byte(d.String())) }

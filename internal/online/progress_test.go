@@ -2,7 +2,6 @@ package online
 
 import (
 	"context"
-	"crypto/sha256"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -11,6 +10,7 @@ import (
 	"time"
 
 	"github.com/clean-registry/clean-registry/v2/internal/layout"
+	"github.com/clean-registry/clean-registry/v2/internal/layout/layouttest"
 	"github.com/clean-registry/clean-registry/v2/internal/progress"
 	"github.com/clean-registry/clean-registry/v2/internal/storage/fs"
 )
@@ -34,20 +34,13 @@ func newTree(t *testing.T) *tree {
 
 func (tr *tree) write(p, content string) {
 	tr.t.Helper()
-	full := filepath.Join(tr.root, filepath.FromSlash(p))
-	if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
-		tr.t.Fatal(err)
-	}
-	if err := os.WriteFile(full, []byte(content), 0o644); err != nil {
-		tr.t.Fatal(err)
-	}
+	layouttest.Tree{T: tr.t, Root: tr.root}.Write(p, []byte(content))
 }
 
 // blob writes content at p(its digest), and returns the digest.
 func (tr *tree) blob(p func(layout.Digest) string, content string) layout.Digest {
-	d := layout.Digest(sha256.Sum256([]byte(content)))
-	tr.write(p(d), content)
-	return d
+	tr.t.Helper()
+	return layouttest.Tree{T: tr.t, Root: tr.root}.BlobAt(p, []byte(content))
 }
 
 // stages are tr's stages' snapshots, their times zeroed; each must have ended.

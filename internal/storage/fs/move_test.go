@@ -6,20 +6,14 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/clean-registry/clean-registry/v2/internal/layout/layouttest"
 	"github.com/clean-registry/clean-registry/v2/internal/storage"
 )
 
 func TestMove(t *testing.T) {
-	root := t.TempDir()
-	write := func(p, content string) {
-		full := filepath.Join(root, filepath.FromSlash(p))
-		if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(full, []byte(content), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	tr := layouttest.New(t)
+	root := tr.Root
+	write := func(p, content string) { tr.Write(p, []byte(content)) }
 	read := func(p string) string {
 		data, err := os.ReadFile(filepath.Join(root, filepath.FromSlash(p)))
 		if err != nil {
