@@ -202,6 +202,9 @@ func Run(ctx context.Context, b storage.Backend, opts Options) (*report.Report, 
 			rep.Completed = true
 		}
 	}
+	if opts.Online != nil && len(rep.Problems) > 0 && ctx.Err() == nil {
+		settleProblems(ctx, b, rep, jobs)
+	}
 	if rc, ok := b.(storage.RequestCounter); ok {
 		rep.Requests = rc.Requests()
 	}
@@ -277,5 +280,22 @@ func pushTimes(inv *inventory.Inventory, ret *policy.Policy, sel []Selector) ite
 				}
 			}
 		}
+	}
+}
+
+// settleProblems sets apart, in rep, the problems that were a live registry's writes
+// under way when the scan passed and are finished now (inventory.Settled): they
+// are no damage, and an alert on every nightly run of a busy registry would teach
+// its operator to ignore exit status 3. When the storage cannot tell, every
+// problem stays one.
+func settleProblems(ctx context.Context, b storage.Backend, rep *report.Report, jobs int) {
+	settled, remaining, err := inventory.Settled(ctx, b, rep.Problems, jobs)
+	if err != nil {
+		rep.Notes = append(rep.Notes, "the problems found were not checked again: "+err.Error())
+		return
+	}
+	rep.Problems, rep.Settled = remaining, settled
+	if rep.Problems == nil {
+		rep.Problems = []inventory.Problem{}
 	}
 }

@@ -74,7 +74,9 @@ Options:
 const usageTail = `
 Exit status: 0 done, the storage sound; 1 an error, or a named repository or tag
 that does not exist; 2 a bad command line; 3 done (with -n: planned), but
-problems were found in the storage, each listed in the report (1 wins over 3).
+problems were found in the storage, each listed in the report (1 wins over 3;
+with --online, a write of the registry that was under way during the scan and is
+finished by the end of the run is listed apart and does not count).
 With --json, stdout always holds one JSON document, with "completed": false and
 "error" when the run stopped early.
 `

@@ -184,6 +184,17 @@ type Problem struct {
 	Path   string      `json:"path,omitempty"`
 	Repo   string      `json:"repository,omitempty"`
 	Detail string      `json:"detail,omitempty"`
+	// Settle, when set, is how the problem ends if it is only a live registry's
+	// write under way (see Settled).
+	Settle Settle `json:"-"`
+}
+
+// Settle names the file whose appearance (Appears) or removal ends a problem that a
+// live registry's unfinished write would also show: the link or blob it writes
+// last, the temporary file it renames. The zero Settle: damage, whatever happens.
+type Settle struct {
+	Path    string
+	Appears bool
 }
 
 // NumBlobs is the number of stored blobs; IDs below it are blobs.

@@ -132,7 +132,8 @@ func (s *scanner) visit(ctx context.Context, f storage.File) error {
 			bld.Tag(info.Repo, info.Tag, false, 0) // a tag without current link: its history is kept
 			return nil
 		}
-		s.problem(Problem{Kind: MissingLink, Path: f.Path, Repo: info.Repo, Detail: "directory without its link file"})
+		s.problem(Problem{Kind: MissingLink, Path: f.Path, Repo: info.Repo, Detail: "directory without its link file",
+			Settle: Settle{Path: f.Path, Appears: true}})
 		linkErr = nil
 		if info.Kind == layout.KindTagIndexLink {
 			bld.Repo(info.Repo, func(r *Repo) { r.tag(info.Tag).IndexMissing++ })
@@ -172,7 +173,8 @@ func (s *scanner) visit(ctx context.Context, f storage.File) error {
 		if info.Repo != "" {
 			bld.Repo(info.Repo, func(r *Repo) { r.Unknown++ })
 		}
-		s.problem(Problem{Kind: TransientFile, Path: f.Path, Repo: info.Repo, Detail: "left by an interrupted write"})
+		s.problem(Problem{Kind: TransientFile, Path: f.Path, Repo: info.Repo, Detail: "left by an interrupted write",
+			Settle: Settle{Path: f.Path}})
 	case layout.KindOtherAlgorithm:
 		if info.Repo != "" {
 			bld.Repo(info.Repo, func(r *Repo) {
@@ -372,6 +374,10 @@ func (s *scanner) readManifests(ctx context.Context, jobs int, tr *progress.Trac
 	return nil
 }
 
+// blobAppears settles a reference to a missing blob: a push writes the blob first,
+// so a scan that listed the blobs before it saw the link, not the blob.
+func blobAppears(d layout.Digest) Settle { return Settle{Path: layout.BlobData(d), Appears: true} }
+
 // checkConsistency records what is wrong between the pieces: unreadable manifests
 // (which make their repository opaque), tags without a current link, and links to
 // blobs that do not exist.
@@ -384,7 +390,7 @@ func (s *scanner) checkConsistency() {
 			case !ok:
 			case storage.IsNotExist(m.Err):
 				s.problem(Problem{Kind: MissingBlob, Path: layout.RevisionDir(r.Name, inv.Digest(l.ID)), Repo: r.Name,
-					Detail: "revision of a manifest whose blob is missing"})
+					Detail: "revision of a manifest whose blob is missing", Settle: blobAppears(inv.Digest(l.ID))})
 			case m.Err != nil:
 				d := inv.Digest(l.ID)
 				r.markOpaque("manifest " + d.String() + " cannot be understood")
@@ -400,18 +406,20 @@ func (s *scanner) checkConsistency() {
 			case t.CurrentBad:
 			case !t.HasCurrent:
 				s.problem(Problem{Kind: MissingLink, Path: layout.TagDir(r.Name, name), Repo: r.Name,
-					Detail: "tag without current link; its history is kept"})
+					Detail: "tag without current link; its history is kept",
+					Settle: Settle{Path: layout.TagCurrentLink(r.Name, name), Appears: true}})
 			default:
 				if !r.Revisions.Has(t.Current) {
 					s.problem(Problem{Kind: DanglingTag, Path: layout.TagCurrentLink(r.Name, name), Repo: r.Name,
-						Detail: "points at " + inv.Digest(t.Current).String() + ", which the repository does not link"})
+						Detail: "points at " + inv.Digest(t.Current).String() + ", which the repository does not link",
+						Settle: Settle{Path: layout.RevisionLink(r.Name, inv.Digest(t.Current)), Appears: true}})
 				}
 			}
 		}
 		for _, l := range r.Layers {
 			if !inv.IsBlob(l.ID) {
 				s.problem(Problem{Kind: MissingBlob, Path: layout.LayerDir(r.Name, inv.Digest(l.ID)), Repo: r.Name,
-					Detail: "layer link to a missing blob"})
+					Detail: "layer link to a missing blob", Settle: blobAppears(inv.Digest(l.ID))})
 			}
 		}
 		for id, u := range r.Uploads {

@@ -134,6 +134,10 @@ type Report struct {
 		UnknownSizes int `json:"unknown_sizes,omitempty"`
 	} `json:"kept"`
 	Problems []inventory.Problem `json:"problems"`
+	// Settled are what an online run's scan saw of the registry's writes under way,
+	// finished by the end of the run (inventory.Settled): not problems, and not
+	// counted in the exit status or the metrics' problems.
+	Settled []inventory.Problem `json:"settled,omitempty"`
 	// Failures are per-repository errors (no such repository or tag): the run goes
 	// on, and the exit status is 1.
 	Failures []string         `json:"failures"`
@@ -355,6 +359,12 @@ func (r *Report) WriteText(w io.Writer) {
 	r.writeOnline(w)
 	for _, n := range r.Notes {
 		fmt.Fprintln(w, "Note: "+n)
+	}
+	if len(r.Settled) > 0 {
+		fmt.Fprintf(w, "Writes of the registry under way during the scan, finished since (%d, not problems):\n", len(r.Settled))
+		for _, p := range r.Settled {
+			fmt.Fprintf(w, "  %s: %s: %s\n", p.Kind, p.Path, p.Detail)
+		}
 	}
 	if len(r.Problems) > 0 {
 		fmt.Fprintf(w, "Problems found in the storage (%d):\n", len(r.Problems))

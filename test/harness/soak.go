@@ -24,6 +24,7 @@ type SoakReport struct {
 		Count int `json:"count"`
 	} `json:"by_kind"`
 	Problems  []SoakProblem  `json:"problems"`
+	Settled   []SoakProblem  `json:"settled"`
 	Online    *SoakOnline    `json:"online"`
 	Deletions []SoakDeletion `json:"deletions"`
 }
@@ -236,7 +237,7 @@ func (s *SoakResult) Summary() string {
 	codes := map[int]int{}
 	var sum, longest time.Duration
 	var quarantined, recovered, restart int
-	problems := map[string]int{}
+	problems, settled := map[string]int{}, map[string]int{}
 	var problemSample []string
 	var settle, verify, purge float64
 	for _, r := range s.Runs {
@@ -250,6 +251,9 @@ func (s *SoakResult) Summary() string {
 			if problems[p.Kind]++; problems[p.Kind] == 1 {
 				problemSample = append(problemSample, fmt.Sprintf("run %d: %s %s %s", r.N, p.Kind, p.Path, p.Detail))
 			}
+		}
+		for _, p := range r.Report.Settled {
+			settled[p.Kind]++
 		}
 		if o := r.Report.Online; o != nil {
 			quarantined += o.Quarantined
@@ -273,9 +277,9 @@ func (s *SoakResult) Summary() string {
 		byKind[r.Kind]++
 	}
 	fmt.Fprintf(&b, "deletions applied %d (%d blobs, %d revisions, %d layer links); files quarantined %d; restored %d %v; "+
-		"problems %v; earlier quarantines recovered %d; runs saying restart_required %d",
+		"problems %v; writes under way settled %v; earlier quarantines recovered %d; runs saying restart_required %d",
 		s.Deleted(""), s.Deleted("blob"), s.Deleted("revision"), s.Deleted("layer-link"), quarantined, len(restored), byKind,
-		problems, recovered, restart)
+		problems, settled, recovered, restart)
 	for _, p := range problemSample {
 		fmt.Fprintf(&b, "\nfirst problem of its kind: %s", p)
 	}
