@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"path"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -112,8 +113,14 @@ func (s *scanner) visit(ctx context.Context, f storage.File) error {
 		}
 	case layout.KindUploadFile:
 		if info.Rest == layout.StartedAt {
-			if data, err := s.b.ReadFile(ctx, f.Path, layout.MaxLinkSize); err == nil {
+			data, err := s.b.ReadFile(ctx, f.Path, layout.MaxLinkSize)
+			switch {
+			case err == nil:
 				startedAt, _ = time.Parse(time.RFC3339, strings.TrimSpace(string(data)))
+			case storage.IsNotExist(err):
+				// Removed under the scan (the registry finishing the upload): taken as
+				// it is now, gone. The rest of the upload, if still listed, is kept.
+				return nil
 			}
 		}
 	}
@@ -133,7 +140,7 @@ func (s *scanner) visit(ctx context.Context, f storage.File) error {
 			return nil
 		}
 		s.problem(Problem{Kind: MissingLink, Path: f.Path, Repo: info.Repo, Detail: "directory without its link file",
-			Settle: Settle{Path: f.Path, Appears: true}})
+			Settle: Settle{Path: f.Path, Appears: true, Dir: path.Dir(f.Path)}})
 		linkErr = nil
 		if info.Kind == layout.KindTagIndexLink {
 			bld.Repo(info.Repo, func(r *Repo) { r.tag(info.Tag).IndexMissing++ })
@@ -424,8 +431,14 @@ func (s *scanner) checkConsistency() {
 		}
 		for id, u := range r.Uploads {
 			if u.StartedAt.IsZero() {
+				var settle Settle
+				if !slices.Contains(u.Files, layout.StartedAt) {
+					// A finished upload the registry was removing file by file: it
+					// goes whole. (A garbled startedat is damage.)
+					settle.Path = layout.UploadDir(r.Name, id) + "/" + u.Files[0]
+				}
 				s.problem(Problem{Kind: BadUpload, Path: layout.UploadDir(r.Name, id), Repo: r.Name,
-					Detail: "no readable startedat; kept"})
+					Detail: "no readable startedat; kept", Settle: settle})
 			}
 		}
 	}

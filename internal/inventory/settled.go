@@ -11,8 +11,9 @@ import (
 
 // Settled splits problems found while a registry kept serving into the writes it
 // had under way, finished since the scan (each Settle's file is there now, or
-// gone for a temporary file), and the rest, in their order. It stats one file
-// for each problem with a Settle, jobs at a time. A problem without a Settle, or
+// gone for a temporary file; or its directory gone whole), and the rest, in their
+// order. It stats one file (and a directory) for each problem with a Settle, jobs
+// at a time. A problem without a Settle, or
 // whose file is as it was, stays a problem: damage looks the same however long
 // one waits.
 func Settled(ctx context.Context, b storage.Backend, problems []Problem, jobs int) (settled, remaining []Problem, err error) {
@@ -33,6 +34,13 @@ func Settled(ctx context.Context, b storage.Backend, problems []Problem, jobs in
 				ended[i] = !p.Settle.Appears
 			default:
 				return fmt.Errorf("checking %s again: %w", p.Settle.Path, err)
+			}
+			if !ended[i] && p.Settle.Dir != "" {
+				exists, err := b.DirExists(gctx, p.Settle.Dir)
+				if err != nil {
+					return fmt.Errorf("checking %s again: %w", p.Settle.Dir, err)
+				}
+				ended[i] = !exists
 			}
 			return nil
 		})

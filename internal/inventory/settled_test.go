@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"os"
+	"path"
 	"path/filepath"
 	"testing"
 
@@ -17,6 +18,7 @@ import (
 func TestSettled(t *testing.T) {
 	late := []byte("a layer pushed during the scan")
 	lateDigest := layout.Digest(sha256.Sum256(late))
+	upload := layout.UploadDir("app", "7d0b6d8e-upload")
 	tmp := layout.RepoDir("app") + "/_layers/sha256/link.1234.tmp" // where a listing sees it
 	tests := []struct {
 		name string
@@ -75,6 +77,35 @@ func TestSettled(t *testing.T) {
 			settled: true,
 		},
 		{
+			name: "history entry whose link is written after its directory",
+			before: func(tr layouttest.Tree, m layout.Digest) {
+				mkdir(tr, path.Dir(layout.TagIndexLink("app", "v1", lateDigest)))
+			},
+			after: func(tr layouttest.Tree, m layout.Digest) {
+				tr.Link(layout.TagIndexLink("app", "v1", lateDigest), lateDigest)
+			},
+			kind:    MissingLink,
+			settled: true,
+		},
+		{
+			name: "history entry without its link, removed whole since",
+			before: func(tr layouttest.Tree, m layout.Digest) {
+				mkdir(tr, path.Dir(layout.TagIndexLink("app", "v1", lateDigest)))
+			},
+			after: func(tr layouttest.Tree, m layout.Digest) {
+				remove(tr, path.Dir(layout.TagIndexLink("app", "v1", lateDigest)))
+			},
+			kind:    MissingLink,
+			settled: true,
+		},
+		{
+			name: "history entry without its link for good",
+			before: func(tr layouttest.Tree, m layout.Digest) {
+				mkdir(tr, path.Dir(layout.TagIndexLink("app", "v1", lateDigest)))
+			},
+			kind: MissingLink,
+		},
+		{
 			name:    "temporary file renamed since",
 			before:  func(tr layouttest.Tree, _ layout.Digest) { tr.Write(tmp, []byte("sha256:")) },
 			after:   func(tr layouttest.Tree, _ layout.Digest) { remove(tr, tmp) },
@@ -85,6 +116,27 @@ func TestSettled(t *testing.T) {
 			name:   "temporary file left behind",
 			before: func(tr layouttest.Tree, _ layout.Digest) { tr.Write(tmp, []byte("sha256:")) },
 			kind:   TransientFile,
+		},
+		{
+			name:    "upload the registry was removing as it completed",
+			before:  func(tr layouttest.Tree, _ layout.Digest) { tr.Write(upload+"/data", late) },
+			after:   func(tr layouttest.Tree, _ layout.Digest) { remove(tr, upload+"/data") },
+			kind:    BadUpload,
+			settled: true,
+		},
+		{
+			name:   "upload without startedat left behind",
+			before: func(tr layouttest.Tree, _ layout.Digest) { tr.Write(upload+"/data", late) },
+			kind:   BadUpload,
+		},
+		{
+			name: "upload with a garbled startedat, even once gone",
+			before: func(tr layouttest.Tree, _ layout.Digest) {
+				tr.Write(upload+"/"+layout.StartedAt, []byte("garbage"))
+				tr.Write(upload+"/data", late)
+			},
+			after: func(tr layouttest.Tree, _ layout.Digest) { remove(tr, upload+"/data") },
+			kind:  BadUpload,
 		},
 		{
 			name:   "garbled link, even once rewritten",
@@ -125,9 +177,41 @@ func TestSettled(t *testing.T) {
 	}
 }
 
+func mkdir(tr layouttest.Tree, p string) {
+	tr.T.Helper()
+	if err := os.MkdirAll(filepath.Join(tr.Root, filepath.FromSlash(p)), 0o755); err != nil {
+		tr.T.Fatal(err)
+	}
+}
+
 func remove(tr layouttest.Tree, p string) {
 	tr.T.Helper()
 	if err := os.Remove(filepath.Join(tr.Root, filepath.FromSlash(p))); err != nil {
 		tr.T.Fatal(err)
+	}
+}
+
+// An upload the registry removes as the scan reads its startedat (it finished) is
+// taken as gone: what the scan listed of it before settles.
+func TestSettledUploadRemovedUnderScan(t *testing.T) {
+	tr := layouttest.New(t)
+	m := tr.Image("app", "one")
+	tr.Tag("app", "v1", m)
+	upload := layout.UploadDir("app", "7d0b6d8e-upload")
+	tr.Write(upload+"/"+layout.StartedAt, []byte("2026-12-02T08:00:00Z"))
+	tr.Write(upload+"/data", []byte("pushed"))
+	fb, err := fs.New(tr.Root, 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := vanishing{Backend: fb, root: tr.Root, dirs: map[string]string{upload: upload}}
+	ctx := context.Background()
+	inv, err := Scan(ctx, b, 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	settled, remaining, err := Settled(ctx, b, inv.Problems, 4)
+	if err != nil || len(remaining) != 0 {
+		t.Errorf("settled %+v, remaining %+v (%v): want no problem left", settled, remaining, err)
 	}
 }
