@@ -37,11 +37,13 @@ func New(root string, jobs int) (*Backend, error) {
 		return nil, err
 	}
 	st, err := os.Stat(abs)
-	if err != nil {
-		return nil, err
-	}
-	if !st.IsDir() {
-		return nil, fmt.Errorf("%s is not a directory", abs)
+	switch {
+	case errors.Is(err, iofs.ErrNotExist):
+		return nil, fmt.Errorf("storage root %s does not exist", abs)
+	case err != nil:
+		return nil, fmt.Errorf("storage root %s: %w", abs, err)
+	case !st.IsDir():
+		return nil, fmt.Errorf("storage root %s is not a directory", abs)
 	}
 	if jobs < 1 {
 		jobs = 1

@@ -297,3 +297,20 @@ func BenchmarkWalk(b *testing.B) {
 		}
 	}
 }
+
+// A root that is missing or no directory is refused with a message that says so.
+func TestNewRefusesBadRoot(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "file")
+	if err := os.WriteFile(file, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for root, want := range map[string]string{
+		filepath.Join(dir, "missing"): "storage root " + filepath.Join(dir, "missing") + " does not exist",
+		file:                          "storage root " + file + " is not a directory",
+	} {
+		if _, err := New(root, 1); err == nil || err.Error() != want {
+			t.Errorf("New(%s): %v, want %q", root, err, want)
+		}
+	}
+}
