@@ -19,6 +19,9 @@ func TestSettled(t *testing.T) {
 	late := []byte("a layer pushed during the scan")
 	lateDigest := layout.Digest(sha256.Sum256(late))
 	upload := layout.UploadDir("app", "7d0b6d8e-upload")
+	history := path.Dir(layout.TagIndexLink("app", "v1", lateDigest)) // a history entry's directory
+	onLate := []byte(`{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"digest":"` +
+		lateDigest.String() + `"},"layers":[]}`) // a manifest
 	tmp := layout.RepoDir("app") + "/_layers/sha256/link.1234.tmp" // where a listing sees it
 	tests := []struct {
 		name string
@@ -64,46 +67,35 @@ func TestSettled(t *testing.T) {
 		{
 			name: "tag on a manifest whose revision link comes after",
 			before: func(tr layouttest.Tree, _ layout.Digest) {
-				m2 := tr.Blob([]byte(`{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"digest":"` +
-					lateDigest.String() + `"},"layers":[]}`))
-				tr.Link(layout.TagCurrentLink("app", "v2"), m2)
+				tr.Link(layout.TagCurrentLink("app", "v2"), tr.Blob(onLate))
 			},
 			after: func(tr layouttest.Tree, _ layout.Digest) {
-				m2 := tr.Blob([]byte(`{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"digest":"` +
-					lateDigest.String() + `"},"layers":[]}`))
+				m2 := tr.Blob(onLate)
 				tr.Link(layout.RevisionLink("app", m2), m2)
 			},
 			kind:    DanglingTag,
 			settled: true,
 		},
 		{
-			name: "history entry whose link is written after its directory",
-			before: func(tr layouttest.Tree, m layout.Digest) {
-				mkdir(tr, path.Dir(layout.TagIndexLink("app", "v1", lateDigest)))
-			},
-			after: func(tr layouttest.Tree, m layout.Digest) {
+			name:   "history entry whose link is written after its directory",
+			before: func(tr layouttest.Tree, _ layout.Digest) { mkdir(tr, history) },
+			after: func(tr layouttest.Tree, _ layout.Digest) {
 				tr.Link(layout.TagIndexLink("app", "v1", lateDigest), lateDigest)
 			},
 			kind:    MissingLink,
 			settled: true,
 		},
 		{
-			name: "history entry without its link, removed whole since",
-			before: func(tr layouttest.Tree, m layout.Digest) {
-				mkdir(tr, path.Dir(layout.TagIndexLink("app", "v1", lateDigest)))
-			},
-			after: func(tr layouttest.Tree, m layout.Digest) {
-				remove(tr, path.Dir(layout.TagIndexLink("app", "v1", lateDigest)))
-			},
+			name:    "history entry without its link, removed whole since",
+			before:  func(tr layouttest.Tree, _ layout.Digest) { mkdir(tr, history) },
+			after:   func(tr layouttest.Tree, _ layout.Digest) { remove(tr, history) },
 			kind:    MissingLink,
 			settled: true,
 		},
 		{
-			name: "history entry without its link for good",
-			before: func(tr layouttest.Tree, m layout.Digest) {
-				mkdir(tr, path.Dir(layout.TagIndexLink("app", "v1", lateDigest)))
-			},
-			kind: MissingLink,
+			name:   "history entry without its link for good",
+			before: func(tr layouttest.Tree, _ layout.Digest) { mkdir(tr, history) },
+			kind:   MissingLink,
 		},
 		{
 			name:    "temporary file renamed since",
