@@ -191,13 +191,14 @@ type Problem struct {
 
 // Settle names the file whose appearance (Appears) or removal ends a problem that a
 // live registry's unfinished write would also show: the link or blob it writes
-// last, the temporary file it renames. Dir, when set, also ends it by being gone
-// whole: a link directory that lost its half-written link to the run's own
-// deletions (or to the registry's). The zero Settle: damage, whatever happens.
+// last, the temporary file it renames. With DirGone the file's directory also ends
+// it by being gone whole: a link directory that lost its half-written link to the
+// run's own deletions (or to the registry's). The zero Settle: damage, whatever
+// happens.
 type Settle struct {
 	Path    string
 	Appears bool
-	Dir     string
+	DirGone bool
 }
 
 // NumBlobs is the number of stored blobs; IDs below it are blobs.

@@ -140,7 +140,7 @@ func (s *scanner) visit(ctx context.Context, f storage.File) error {
 			return nil
 		}
 		s.problem(Problem{Kind: MissingLink, Path: f.Path, Repo: info.Repo, Detail: "directory without its link file",
-			Settle: Settle{Path: f.Path, Appears: true, Dir: path.Dir(f.Path)}})
+			Settle: Settle{Path: f.Path, Appears: true, DirGone: true}})
 		linkErr = nil
 		if info.Kind == layout.KindTagIndexLink {
 			bld.Repo(info.Repo, func(r *Repo) { r.tag(info.Tag).IndexMissing++ })

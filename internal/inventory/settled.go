@@ -3,6 +3,7 @@ package inventory
 import (
 	"context"
 	"fmt"
+	"path"
 
 	"golang.org/x/sync/errgroup"
 
@@ -10,12 +11,11 @@ import (
 )
 
 // Settled splits problems found while a registry kept serving into the writes it
-// had under way, finished since the scan (each Settle's file is there now, or
-// gone for a temporary file; or its directory gone whole), and the rest, in their
+// had under way, finished since the scan (each Settle's file is there now, or gone
+// for a temporary file; or its directory gone whole), and the rest, in their
 // order. It stats one file (and a directory) for each problem with a Settle, jobs
-// at a time. A problem without a Settle, or
-// whose file is as it was, stays a problem: damage looks the same however long
-// one waits.
+// at a time. A problem without a Settle, or whose file is as it was, stays a
+// problem: damage looks the same however long one waits.
 func Settled(ctx context.Context, b storage.Backend, problems []Problem, jobs int) (settled, remaining []Problem, err error) {
 	ended := make([]bool, len(problems))
 	g, gctx := errgroup.WithContext(ctx)
@@ -35,10 +35,11 @@ func Settled(ctx context.Context, b storage.Backend, problems []Problem, jobs in
 			default:
 				return fmt.Errorf("checking %s again: %w", p.Settle.Path, err)
 			}
-			if !ended[i] && p.Settle.Dir != "" {
-				exists, err := b.DirExists(gctx, p.Settle.Dir)
+			if !ended[i] && p.Settle.DirGone {
+				dir := path.Dir(p.Settle.Path)
+				exists, err := b.DirExists(gctx, dir)
 				if err != nil {
-					return fmt.Errorf("checking %s again: %w", p.Settle.Dir, err)
+					return fmt.Errorf("checking %s again: %w", dir, err)
 				}
 				ended[i] = !exists
 			}
